@@ -1,0 +1,28 @@
+"""Parley entry point (also the Hugging Face Space's ``app_file``): ``python app.py --help``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from engine.options import EngineOptions
+
+    parser = argparse.ArgumentParser(description="Parley: live speech translation in the browser.")
+    parser.add_argument("--host", default=os.environ.get("PARLEY_HOST", "127.0.0.1"), help="address to serve on")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PARLEY_PORT", "7860")), help="port")
+    parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link (off by default)")
+    EngineOptions.add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from ui.app import build_app
+
+    build_app(EngineOptions.from_args(args)).launch(server_name=args.host, server_port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Audio in: whatever people have (files of any common format, any rate, any channel count) to 16 kHz mono float32.
+
+soundfile reads WAV/FLAC/OGG/MP3 directly; everything else (m4a, webm, video containers) goes through ffmpeg.
+Validation turns bad input into :class:`AudioError` messages meant to be shown to the person as they are.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+SAMPLE_RATE_HZ = 16_000
+#: Peak below this (about -80 dBFS) counts as silence: nothing a microphone would pick up as speech.
+SILENCE_PEAK = 1e-4
+#: Shorter than this, there is nothing to translate.
+MIN_DURATION_S = 0.1
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used; the message is written for the person who supplied it."""
+
+
+def to_float32(samples: np.ndarray) -> np.ndarray:
+    """Integer PCM to float32 in [-1, 1]; float input is passed through as float32."""
+    samples = np.asarray(samples)
+    if samples.dtype.kind == "i":
+        return samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)
+    if samples.dtype.kind == "u":  # unsigned 8-bit PCM is centred on 128
+        half = float(np.iinfo(samples.dtype).max + 1) / 2
+        return (samples.astype(np.float32) - half) / half
+    return samples.astype(np.float32, copy=False)
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """Average channels. Accepts (n,), (n, channels) and, for short channel-first input, (channels, n)."""
+    if samples.ndim == 1:
+        return samples
+    if samples.ndim != 2:
+        raise AudioError(f"Audio must be 1- or 2-dimensional, got shape {samples.shape}.")
+    if samples.shape[0] <= 8 < samples.shape[1]:  # channel-first, as torch and some libraries give it
+        samples = samples.T
+    return samples.mean(axis=1, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Polyphase resampling (exact rational ratio, linear phase)."""
+    if from_hz <= 0:
+        raise AudioError(f"Invalid sample rate {from_hz} Hz.")
+    if from_hz == to_hz:
+        return samples.astype(np.float32, copy=False)
+    g = gcd(int(from_hz), int(to_hz))
+    return resample_poly(samples, to_hz // g, from_hz // g).astype(np.float32)
+
+
+def prepare(samples: np.ndarray, sample_rate_hz: int, max_duration_s: float | None = None) -> np.ndarray:
+    """Any PCM array at any rate → validated 16 kHz mono float32."""
+    mono = to_mono(to_float32(samples))
+    if max_duration_s is not None and mono.size / max(sample_rate_hz, 1) > max_duration_s:
+        raise AudioError(
+            f"The recording is {mono.size / sample_rate_hz / 60:.1f} minutes long; the limit is "
+            f"{max_duration_s / 60:.0f} minutes. Split it into shorter files."
+        )
+    check_finite(mono)
+    audio = resample(mono, sample_rate_hz)
+    check_not_empty(audio)
+    check_not_silent(audio)
+    return audio
+
+
+def check_finite(samples: np.ndarray) -> None:
+    if not np.isfinite(samples).all():
+        raise AudioError("The audio contains invalid samples (NaN or infinity); it may be corrupt.")
+
+
+def check_not_empty(samples: np.ndarray) -> None:
+    if samples.size < MIN_DURATION_S * SAMPLE_RATE_HZ:
+        raise AudioError("The audio is empty or too short to contain speech.")
+
+
+def check_not_silent(samples: np.ndarray) -> None:
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        raise AudioError("The audio is silent: no sound was found in it. Check the microphone or the file.")
+
+
+def decode(source: str | Path | bytes, max_file_bytes: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode a file (path or bytes) to float32 samples and their sample rate, without resampling."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError(f"File not found: {path}")
+        size = path.stat().st_size
+        data: bytes | None = None
+    else:
+        path, data, size = None, bytes(source), len(source)
+    if size == 0:
+        raise AudioError("The file is empty.")
+    if max_file_bytes is not None and size > max_file_bytes:
+        raise AudioError(f"The file is {size / 2**20:.0f} MB; the limit is {max_file_bytes / 2**20:.0f} MB.")
+    try:
+        samples, rate = sf.read(path if path is not None else io.BytesIO(data), dtype="float32", always_2d=True)
+        return samples, int(rate)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass  # not a format libsndfile knows; ffmpeg is next
+    return _decode_with_ffmpeg(path, data)
+
+
+def _decode_with_ffmpeg(path: Path | None, data: bytes | None) -> tuple[np.ndarray, int]:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError("This audio format needs ffmpeg, which is not installed. Convert the file to WAV or FLAC.")
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path) if path else "pipe:0", "-map", "0:a:0",
+           "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE_HZ), "pipe:1"]  # fmt: skip
+    proc = subprocess.run(cmd, input=data, capture_output=True, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        raise AudioError("The file could not be read as audio. It may be corrupt or not an audio file.")
+    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 1).copy(), SAMPLE_RATE_HZ
+
+
+def load_audio(
+    source: str | Path | bytes, max_duration_s: float | None = None, max_file_bytes: int | None = None
+) -> np.ndarray:
+    """Read a file (or its bytes) and return validated 16 kHz mono float32 samples."""
+    samples, rate = decode(source, max_file_bytes=max_file_bytes)
+    return prepare(samples, rate, max_duration_s=max_duration_s)
+
+
+def duration_s(samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> float:
+    return samples.shape[0] / sample_rate_hz
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Path:
+    """16-bit PCM WAV, the format every player opens."""
+    sf.write(path, np.clip(samples, -1.0, 1.0), sample_rate_hz, subtype="PCM_16")
+    return path

@@ -1,0 +1,146 @@
+"""Command line: ``python -m engine translate IN... --tgt spa`` translates files offline.
+
+Speech tasks (s2st, s2tt, asr) take audio files of any common format; text tasks (t2tt, t2st) take UTF-8 text files
+(one sentence or paragraph per line) or ``-`` for standard input. Exit status: 0 when every input was translated,
+1 when any input failed (the others are still written), 2 for bad usage or a model that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.languages import Capability, UnknownLanguageError, get_language
+from engine.options import EngineOptions
+from engine.tasks import Task
+
+if TYPE_CHECKING:
+    from engine.translator import Translator
+
+#: Silence put between translated lines of a text file when they are spoken.
+LINE_GAP_S = 0.5
+
+log = logging.getLogger("parley")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Parley offline translation engine.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    translate = commands.add_parser(
+        "translate",
+        help="translate audio or text files",
+        description="Translate recordings (speech is cut at pauses and translated utterance by utterance) or text "
+        "files, writing audio, text and SRT/WebVTT subtitles.",
+        epilog="Examples:\n  python -m engine translate talk.mp3 --src eng --tgt spa\n"
+        "  python -m engine translate notes.txt --task t2tt --src eng --tgt fra --model tiny",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    translate.add_argument("inputs", nargs="+", metavar="IN", help="audio files, or text files / '-' for t2tt/t2st")
+    translate.add_argument("--tgt", help="target language code or name, e.g. spa or Spanish (not used by asr)")
+    translate.add_argument("--src", help="source language (required for asr and text tasks; adds a transcript)")
+    translate.add_argument("--task", choices=[t.value for t in Task], default=Task.S2ST.value,
+                           help="s2st speech→speech (default), s2tt speech→text, asr transcription, "
+                           "t2tt text→text, t2st text→speech")  # fmt: skip
+    translate.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
+    translate.add_argument("--quiet", action="store_true", help="no progress bar")
+    EngineOptions.add_arguments(translate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    task = Task(args.task)
+    if (task is Task.ASR or not task.speech_input) and not args.src:
+        print(f"error: --src is required for {task.value}.", file=sys.stderr)
+        return 2
+    if task is not Task.ASR and not args.tgt:
+        print("error: --tgt is required.", file=sys.stderr)
+        return 2
+    try:
+        # Cheap checks first, so a typo is reported before minutes of model loading.
+        get_language(args.src if task is Task.ASR else args.tgt, Capability.TEXT)
+        if task.speech_output:
+            get_language(args.tgt, Capability.SPEECH_OUTPUT)
+        translator = _load(EngineOptions.from_args(args))
+        tgt = translator.check_target(args.src if task is Task.ASR else args.tgt, task.speech_output)
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from engine.audio import AudioError
+
+    failures = 0
+    for name in args.inputs:
+        try:
+            paths = _translate_one(translator, name, task, tgt, args.src, args.out, args.quiet)
+        except (AudioError, UnknownLanguageError, OSError, UnicodeDecodeError) as e:
+            print(f"{name}: error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{name}:")
+        for path in paths:
+            print(f"  wrote {path}")
+    return 1 if failures else 0
+
+
+def _load(options: EngineOptions) -> Translator:
+    import transformers
+
+    from engine.models import load_model
+    from engine.translator import Translator
+
+    transformers.logging.set_verbosity_error()  # library chatter is not for the person at the terminal
+    transformers.logging.disable_progress_bar()
+
+    return Translator(load_model(options), options)
+
+
+def _translate_one(
+    translator: Translator, name: str, task: Task, tgt: str, src: str | None, out: Path, quiet: bool
+) -> list[Path]:
+    stem = "stdin" if name == "-" else Path(name).stem
+    if not task.speech_input:
+        return _translate_text(translator, name, task, tgt, src, out, stem)
+    from tqdm import tqdm
+
+    from engine.audio import load_audio
+    from engine.file_translation import translate_recording, write_outputs
+    from engine.vad import Segmenter, VadOptions, load_vad_model
+
+    options = translator.options
+    audio = load_audio(name, max_duration_s=options.max_audio_s, max_file_bytes=options.max_file_bytes)
+    segmenter = Segmenter(load_vad_model(), VadOptions(max_segment_s=options.max_segment_s))
+    with tqdm(total=None, desc=stem, unit="utt", disable=quiet, file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = translate_recording(translator, segmenter, audio, task, tgt, src, progress)
+    return write_outputs(result, out, stem)
+
+
+def _translate_text(
+    translator: Translator, name: str, task: Task, tgt: str, src: str | None, out: Path, stem: str
+) -> list[Path]:
+    import numpy as np
+
+    from engine.audio import SAMPLE_RATE_HZ, AudioError, write_wav
+
+    text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise AudioError("The text input is empty.")  # same plain-words error path as empty audio
+    results = translator.translate(lines, task, tgt, src_lang=src)
+    out.mkdir(parents=True, exist_ok=True)
+    text_path = out / f"{stem}.{tgt}.txt"
+    text_path.write_text("\n".join(r.text for r in results) + "\n", encoding="utf-8")
+    written = [text_path]
+    if task.speech_output:
+        gap = np.zeros(int(LINE_GAP_S * SAMPLE_RATE_HZ), dtype=np.float32)
+        pieces = [piece for r in results for piece in (r.waveform, gap)][:-1]
+        written.append(write_wav(out / f"{stem}.{tgt}.wav", np.concatenate(pieces)))
+    return written

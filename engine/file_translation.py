@@ -1,0 +1,145 @@
+"""Whole-recording translation: cut at pauses, translate each utterance, put the pieces back on a timeline.
+
+The translated speech keeps the source's pauses: each translated utterance starts after the same silence that
+preceded its source utterance, so a 2-second pause in the talk is a 2-second pause in the translation (the
+translation itself may be longer or shorter than the source, which shifts what follows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio import SAMPLE_RATE_HZ, AudioError, write_wav
+from engine.subtitles import Cue, to_srt, to_vtt
+from engine.tasks import Task
+from engine.translator import Translator
+from engine.vad import Segment, Segmenter
+
+#: Called after each utterance with (utterances done, utterances in total).
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TranslatedSegment:
+    source: Segment
+    text: str  # the translation (for ASR: the transcript)
+    transcript: str | None  # source-language transcript, when the source language is known
+    audio: np.ndarray | None  # translated speech, 16 kHz
+    output_start_s: float | None  # where ``audio`` starts in the assembled translation
+
+
+@dataclass(frozen=True)
+class FileTranslation:
+    task: Task
+    tgt_lang: str
+    src_lang: str | None
+    source_duration_s: float
+    segments: list[TranslatedSegment]
+    audio: np.ndarray | None  # the assembled translated speech, 16 kHz mono
+
+    def transcript_cues(self) -> list[Cue]:
+        """Source-language text on the source timeline (empty when the source language was not given)."""
+        return [Cue(s.source.start_s, s.source.end_s, s.transcript) for s in self.segments if s.transcript]
+
+    def translation_cues(self) -> list[Cue]:
+        """Translated text on the source timeline: subtitles for the original recording."""
+        return [Cue(s.source.start_s, s.source.end_s, s.text) for s in self.segments]
+
+    def dubbed_cues(self) -> list[Cue]:
+        """Translated text on the translated speech's own timeline."""
+        return [
+            Cue(s.output_start_s, s.output_start_s + s.audio.shape[0] / SAMPLE_RATE_HZ, s.text)
+            for s in self.segments
+            if s.audio is not None and s.output_start_s is not None
+        ]
+
+
+def translate_recording(
+    translator: Translator,
+    segmenter: Segmenter,
+    audio: np.ndarray,
+    task: Task,
+    tgt_lang: str,
+    src_lang: str | None = None,
+    progress: Progress | None = None,
+) -> FileTranslation:
+    """Translate a validated 16 kHz recording utterance by utterance.
+
+    For speech→speech and speech→text, the source transcript comes from the same encoder output as the
+    translation (one encoder pass, two decodes) when ``src_lang`` is given.
+    """
+    task = Task(task)
+    if not task.speech_input:
+        raise ValueError(f"{task.value} takes text, not a recording")
+    if task is Task.ASR:
+        if src_lang is None:
+            raise AudioError("Transcription needs the spoken language (--src).")
+        tgt_lang = src_lang
+    tgt = translator.check_target(tgt_lang, task.speech_output)
+    src = translator.check_source_text(src_lang) if src_lang is not None else None
+    segments = segmenter.segments(audio)
+    if not segments:
+        raise AudioError("No speech was found in the recording.")
+
+    done: list[TranslatedSegment] = []
+    for i, segment in enumerate(segments):
+        encoded = translator.encode_speech([audio[segment.start : segment.end]])
+        result = translator.decode(encoded, task, tgt)[0]
+        transcript = None
+        if task is Task.ASR:
+            transcript = result.text
+        elif src is not None:
+            transcript = translator.decode(encoded, Task.S2TT, src)[0].text
+        done.append(TranslatedSegment(segment, result.text, transcript, result.waveform, None))
+        if progress is not None:
+            progress(i + 1, len(segments))
+
+    placed, assembled = _place(done) if task.speech_output else (done, None)
+    return FileTranslation(task, tgt, src, audio.shape[0] / SAMPLE_RATE_HZ, placed, assembled)
+
+
+def _place(segments: list[TranslatedSegment]) -> tuple[list[TranslatedSegment], np.ndarray]:
+    """Lay translated utterances on one timeline, each after the same pause as its source utterance."""
+    placed, pieces = [], []
+    cursor, previous_end = 0, 0
+    for seg in segments:
+        gap = seg.source.start - previous_end  # the source pause before this utterance, in samples
+        pieces.append(np.zeros(gap, dtype=np.float32))
+        cursor += gap
+        placed.append(TranslatedSegment(seg.source, seg.text, seg.transcript, seg.audio, cursor / SAMPLE_RATE_HZ))
+        pieces.append(seg.audio)
+        cursor += seg.audio.shape[0]
+        previous_end = seg.source.end
+    return placed, np.concatenate(pieces).astype(np.float32)
+
+
+def write_outputs(result: FileTranslation, out_dir: Path, stem: str) -> list[Path]:
+    """Write audio, plain text and subtitles; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def text_file(name: str, content: str) -> None:
+        path = out_dir / name
+        path.write_text(content, encoding="utf-8")
+        written.append(path)
+
+    tgt = result.tgt_lang
+    if result.task is not Task.ASR:
+        text_file(f"{stem}.{tgt}.txt", "\n".join(s.text for s in result.segments) + "\n")
+        text_file(f"{stem}.{tgt}.srt", to_srt(result.translation_cues()))
+        text_file(f"{stem}.{tgt}.vtt", to_vtt(result.translation_cues()))
+    transcript = result.transcript_cues()
+    if transcript:
+        src = result.src_lang
+        text_file(f"{stem}.{src}.txt", "\n".join(c.text for c in transcript) + "\n")
+        text_file(f"{stem}.{src}.srt", to_srt(transcript))
+        text_file(f"{stem}.{src}.vtt", to_vtt(transcript))
+    if result.audio is not None:
+        written.append(write_wav(out_dir / f"{stem}.{tgt}.wav", result.audio))
+        text_file(f"{stem}.{tgt}.dubbed.srt", to_srt(result.dubbed_cues()))
+        text_file(f"{stem}.{tgt}.dubbed.vtt", to_vtt(result.dubbed_cues()))
+    return written

@@ -1,0 +1,122 @@
+"""Loading SeamlessM4T v2: from the Hub cache, a local folder, or the offline tiny model.
+
+The model is loaded once per process and passed to whatever needs it (translator, streaming sessions); nothing here
+keeps it in a global.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.options import TINY_MODEL, EngineOptions
+from engine.tiny_model import ensure_tiny_model
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailableError(RuntimeError):
+    """The requested model cannot be loaded; the message says why and what to do instead."""
+
+
+@dataclass
+class LoadedModel:
+    """A SeamlessM4T v2 model with its tokenizer and feature extractor, on a device."""
+
+    name: str
+    model: torch.nn.Module  # transformers.SeamlessM4Tv2Model
+    tokenizer: object  # transformers.SeamlessM4TTokenizer
+    feature_extractor: object  # transformers.SeamlessM4TFeatureExtractor
+    device: torch.device
+    dtype: torch.dtype
+    load_seconds: float
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.name == TINY_MODEL
+
+    @property
+    def text_languages(self) -> frozenset[str]:
+        """Codes the text decoder can produce."""
+        return frozenset(self.model.generation_config.text_decoder_lang_to_code_id)
+
+    @property
+    def speech_languages(self) -> frozenset[str]:
+        """Codes the text-to-unit model and the vocoder can both speak."""
+        gen = self.model.generation_config
+        return frozenset(gen.t2u_lang_code_to_id) & frozenset(gen.vocoder_lang_code_to_id)
+
+    @property
+    def num_speakers(self) -> int:
+        return int(self.model.config.vocoder_num_spkrs)
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailableError("CUDA was requested but no CUDA GPU is available; use --device cpu.")
+    return device
+
+
+def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def model_source(options: EngineOptions) -> str | Path:
+    """Where to load from: the tiny model's cache folder, a local folder, or a Hub name."""
+    if options.model == TINY_MODEL:
+        return ensure_tiny_model(options.cache_dir)
+    local = Path(options.model).expanduser()
+    if local.exists():
+        if not (local / "config.json").exists():
+            raise ModelUnavailableError(f"The folder {local} does not contain a model (no config.json).")
+        return local
+    return options.model
+
+
+def load_model(options: EngineOptions) -> LoadedModel:
+    """Load the model, tokenizer and feature extractor named by ``options``.
+
+    Raises :class:`ModelUnavailableError` in plain words when the Hub cannot be reached and no copy is cached.
+    """
+    from transformers import SeamlessM4TFeatureExtractor, SeamlessM4TTokenizer, SeamlessM4Tv2Model
+
+    started = time.perf_counter()
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    if options.quantize_int8 and device.type != "cpu":
+        raise ModelUnavailableError("int8 quantisation is a CPU option; drop --int8 or use --device cpu.")
+    source = model_source(options)
+    try:
+        tokenizer = SeamlessM4TTokenizer.from_pretrained(source)
+        feature_extractor = SeamlessM4TFeatureExtractor.from_pretrained(source)
+        model = SeamlessM4Tv2Model.from_pretrained(source, dtype=dtype)
+    except OSError as e:
+        raise ModelUnavailableError(
+            f"Could not load the model '{options.model}': the Hugging Face Hub cannot be reached and no local copy "
+            "was found. Use --model tiny for offline testing, or --model PATH with a downloaded model folder."
+        ) from e
+    model = model.to(device).eval()
+    if options.quantize_int8:
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    seconds = time.perf_counter() - started
+    log.info("Loaded %s on %s (%s) in %.1f s", options.model, device, dtype, seconds)
+    return LoadedModel(
+        name=options.model,
+        model=model,
+        tokenizer=tokenizer,
+        feature_extractor=feature_extractor,
+        device=device,
+        dtype=dtype,
+        load_seconds=seconds,
+    )

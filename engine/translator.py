@@ -1,0 +1,283 @@
+"""One API for the five SeamlessM4T v2 tasks, built from the model's parts.
+
+Data flow, top to bottom (each step a method, so streaming can reuse them one by one):
+
+    speech → features → speech encoder ┐
+                                        ├→ text decoder (generate) → text
+    text → tokens → text encoder ───────┘                            └→ decoder states → text-to-unit → units
+                                                                                        → vocoder → 16 kHz speech
+
+``transformers``' own ``SeamlessM4Tv2Model.generate`` runs the speech encoder twice for speech→speech (once inside
+text generation, once again to feed the text-to-unit model). Here the encoder output is computed once and handed to
+every later step; ``tests/test_translator.py`` proves that the outputs are identical to ``generate``'s.
+
+The shared model's ``current_modality`` is never changed (it stays "text"): encoder outputs and encoder-level
+attention masks are passed in explicitly, so concurrent requests of different modalities cannot race on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers.generation import GenerationMixin
+from transformers.modeling_outputs import BaseModelOutput
+
+from engine.audio import SAMPLE_RATE_HZ
+from engine.languages import Capability, UnknownLanguageError, get_language
+from engine.models import LoadedModel
+from engine.options import EngineOptions
+from engine.tasks import Task
+
+
+@dataclass(frozen=True)
+class TranslationResult:
+    """What one input became. ``timings_s`` covers the whole batch the input was part of."""
+
+    task: Task
+    tgt_lang: str
+    text: str
+    token_ids: tuple[int, ...]
+    waveform: np.ndarray | None = None  # float32, mono, ``sample_rate_hz``
+    units: tuple[int, ...] | None = None  # vocoder units that made the waveform (offset removed, no padding)
+    sample_rate_hz: int = SAMPLE_RATE_HZ
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return 0.0 if self.waveform is None else self.waveform.shape[0] / self.sample_rate_hz
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Encoder output for a batch, reusable by several decodes (e.g. translation and transcript).
+
+    ``hidden_states`` is (batch, frames, hidden); ``attention_mask`` is (batch, frames) at the encoder's own frame
+    rate (for speech: after the adaptor's subsampling).
+    """
+
+    hidden_states: torch.Tensor
+    attention_mask: torch.Tensor | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Vocoder output for a batch: one waveform and unit sequence per item, plus the raw text-to-unit argmax."""
+
+    waveforms: list[np.ndarray]
+    units: list[tuple[int, ...]]
+    raw_unit_ids: torch.Tensor  # (batch, unit frames), as transformers' ``unit_sequences``
+    t2u_seconds: float
+    vocoder_seconds: float
+
+
+class Translator:
+    """Speech and text translation with one loaded SeamlessM4T v2 model."""
+
+    def __init__(self, loaded: LoadedModel, options: EngineOptions | None = None) -> None:
+        self.loaded = loaded
+        self.options = options or EngineOptions(model=loaded.name)
+        self._model = loaded.model
+        self._gen = loaded.model.generation_config
+
+    # ---- validation -------------------------------------------------------------------------------------------
+
+    def check_target(self, tgt_lang: str, speech_output: bool) -> str:
+        """Resolve ``tgt_lang`` and check that this model can produce it; returns the code."""
+        capability = Capability.SPEECH_OUTPUT if speech_output else Capability.TEXT
+        code = get_language(tgt_lang, capability).code
+        available = self.loaded.speech_languages if speech_output else self.loaded.text_languages
+        if code not in available:
+            kind = "speak" if speech_output else "write"
+            raise UnknownLanguageError(
+                f"The loaded model cannot {kind} {code}. It can: {', '.join(sorted(available))}."
+            )
+        return code
+
+    def check_source_text(self, src_lang: str) -> str:
+        code = get_language(src_lang, Capability.TEXT).code
+        if code not in self.loaded.text_languages:
+            raise UnknownLanguageError(f"The loaded model does not read {code} text.")
+        return code
+
+    # ---- the steps --------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode_speech(self, waveforms: Sequence[np.ndarray]) -> Encoded:
+        """16 kHz mono float32 waveforms → speech encoder output (run once per input)."""
+        started = time.perf_counter()
+        features = self.loaded.feature_extractor(
+            [np.asarray(w, dtype=np.float32) for w in waveforms],
+            sampling_rate=SAMPLE_RATE_HZ,
+            return_tensors="pt",
+            padding=True,
+        )
+        input_features = features["input_features"].to(self.loaded.device, self.loaded.dtype)
+        mask = features["attention_mask"].to(self.loaded.device)
+        hidden = self._model.speech_encoder(input_features=input_features, attention_mask=mask).last_hidden_state
+        lengths = self._model._compute_sub_sample_lengths_from_attention_mask(mask).to(hidden.device)
+        return Encoded(hidden, _length_mask(hidden, lengths), time.perf_counter() - started)
+
+    @torch.inference_mode()
+    def encode_text(self, texts: Sequence[str], src_lang: str) -> Encoded:
+        started = time.perf_counter()
+        tokens = self.loaded.tokenizer(list(texts), src_lang=src_lang, return_tensors="pt", padding=True)
+        input_ids = tokens["input_ids"].to(self.loaded.device)
+        mask = tokens["attention_mask"].to(self.loaded.device)
+        hidden = self._model.text_encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return Encoded(hidden, mask, time.perf_counter() - started)
+
+    def generation_kwargs(self) -> dict:
+        """Decoding settings from the options; unset ones fall back to the model's generation config."""
+        kwargs = {}
+        if self.options.num_beams is not None:
+            kwargs["num_beams"] = self.options.num_beams
+        if self.options.max_new_tokens is not None:
+            kwargs["max_new_tokens"] = self.options.max_new_tokens
+        return kwargs
+
+    @torch.inference_mode()
+    def generate_text(self, encoded: Encoded, tgt_lang: str, **generate_kwargs) -> torch.Tensor:
+        """Autoregressive text decoding from encoder output. Returns token ids (batch, length) that start with the
+        decoder start token and the target-language token, as ``generate`` does."""
+        batch = encoded.hidden_states.shape[0]
+        lang_id = self._gen.text_decoder_lang_to_code_id[tgt_lang]
+        decoder_input_ids = torch.full((batch, 1), lang_id, dtype=torch.long, device=encoded.hidden_states.device)
+        output = GenerationMixin.generate(
+            self._model,
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoded.hidden_states),
+            attention_mask=encoded.attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            generation_config=self._gen,
+            **(self.generation_kwargs() | generate_kwargs),
+        )
+        return output if isinstance(output, torch.Tensor) else output.sequences
+
+    @torch.inference_mode()
+    def decoder_states(self, encoded: Encoded, sequences: torch.Tensor) -> torch.Tensor:
+        """Last-layer text decoder states for ``sequences`` without its final token: what the text-to-unit model
+        reads. (batch, length - 1, hidden)."""
+        return self._model.text_decoder(
+            input_ids=sequences[:, :-1],
+            encoder_hidden_states=encoded.hidden_states,
+            encoder_attention_mask=encoded.attention_mask,
+        ).last_hidden_state
+
+    @torch.inference_mode()
+    def synthesize(
+        self, states: torch.Tensor, sequences: torch.Tensor, tgt_lang: str, speaker_id: int | None = None
+    ) -> Speech:
+        """Decoder states of generated text → units (non-autoregressive text-to-unit) → waveform (vocoder)."""
+        model, pad = self._model, self._gen.pad_token_id
+        started = time.perf_counter()
+        text_ids = sequences[:, :-1]
+        t2u_mask = _length_mask(states, (text_ids != pad).sum(1))
+        # The text-to-unit model reads the text without decoder-start and language tokens, EOS turned to padding.
+        t2u_ids = sequences[:, 2:-1].masked_fill(sequences[:, 2:-1] == self._gen.eos_token_id, pad)
+        subwords = model._indices_to_subwords(t2u_ids)
+        char_counts = model._count_character_length_in_subword(t2u_ids, subwords, pad_token_id=pad)
+        edge = char_counts.new_zeros((char_counts.shape[0], 1))  # no characters for the language and EOS slots
+        char_counts = torch.cat([edge, char_counts, edge], dim=1)
+        char_ids = model._get_char_input_ids(t2u_ids, subwords, char_counts, pad_token_id=pad)
+        t2u = model.t2u_model(
+            inputs_embeds=states, char_input_ids=char_ids, char_count_per_id=char_counts, attention_mask=t2u_mask
+        )
+        raw_units = t2u[0].argmax(dim=-1)
+        valid = (raw_units != model.config.t2u_eos_token_id) & t2u[1].bool()
+        unit_pad = model.config.t2u_pad_token_id
+        vocoder_ids = torch.where(valid, raw_units - model.config.vocoder_offset, unit_pad)
+        t2u_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        batch = raw_units.shape[0]
+        lang = torch.full((batch, 1), self._gen.vocoder_lang_code_to_id[tgt_lang], device=raw_units.device)
+        speaker = torch.full(
+            (batch, 1), self.options.speaker_id if speaker_id is None else speaker_id, device=raw_units.device
+        )
+        waveform, lengths = model.vocoder(input_ids=vocoder_ids, speaker_id=speaker, lang_id=lang)
+        lengths = lengths.reshape(-1)
+        waveforms = [waveform[i, : int(lengths[i])].float().cpu().numpy() for i in range(batch)]
+        units = [tuple(int(u) for u in vocoder_ids[i][valid[i]]) for i in range(batch)]
+        return Speech(waveforms, units, raw_units, t2u_seconds, time.perf_counter() - started)
+
+    # ---- the tasks --------------------------------------------------------------------------------------------
+
+    def translate(
+        self,
+        inputs: Sequence[np.ndarray | str],
+        task: Task,
+        tgt_lang: str,
+        src_lang: str | None = None,
+        speaker_id: int | None = None,
+    ) -> list[TranslationResult]:
+        """Run ``task`` on a batch of inputs (16 kHz waveforms for speech tasks, strings for text tasks)."""
+        task = Task(task)
+        if not inputs:
+            return []
+        if task is Task.ASR:
+            if src_lang is None:
+                raise UnknownLanguageError("Speech recognition needs the spoken language (src_lang).")
+            tgt_lang = src_lang
+        tgt = self.check_target(tgt_lang, task.speech_output)
+        if task.speech_input:
+            encoded = self.encode_speech(inputs)
+        else:
+            if src_lang is None:
+                raise UnknownLanguageError("Text translation needs the language of the text (src_lang).")
+            encoded = self.encode_text([str(t) for t in inputs], self.check_source_text(src_lang))
+        return self.decode(encoded, task, tgt, speaker_id)
+
+    def decode(
+        self, encoded: Encoded, task: Task, tgt_lang: str, speaker_id: int | None = None
+    ) -> list[TranslationResult]:
+        """Everything after the encoder, for an already validated target language."""
+        started = time.perf_counter()
+        sequences = self.generate_text(encoded, tgt_lang)
+        timings = {"encoder": encoded.seconds, "text_decoder": time.perf_counter() - started}
+        texts = self.loaded.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        speech = None
+        if task.speech_output:
+            started = time.perf_counter()
+            states = self.decoder_states(encoded, sequences)
+            timings["text_decoder"] += time.perf_counter() - started
+            speech = self.synthesize(states, sequences, tgt_lang, speaker_id)
+            timings |= {"text_to_unit": speech.t2u_seconds, "vocoder": speech.vocoder_seconds}
+        return [
+            TranslationResult(
+                task=task,
+                tgt_lang=tgt_lang,
+                text=texts[i].strip(),
+                token_ids=tuple(int(t) for t in sequences[i]),
+                waveform=None if speech is None else speech.waveforms[i],
+                units=None if speech is None else speech.units[i],
+                timings_s=dict(timings),
+            )
+            for i in range(len(texts))
+        ]
+
+    def speech_to_speech(self, audio: np.ndarray, tgt_lang: str, speaker_id: int | None = None) -> TranslationResult:
+        return self.translate([audio], Task.S2ST, tgt_lang, speaker_id=speaker_id)[0]
+
+    def speech_to_text(self, audio: np.ndarray, tgt_lang: str) -> TranslationResult:
+        return self.translate([audio], Task.S2TT, tgt_lang)[0]
+
+    def text_to_speech(
+        self, text: str, src_lang: str, tgt_lang: str, speaker_id: int | None = None
+    ) -> TranslationResult:
+        return self.translate([text], Task.T2ST, tgt_lang, src_lang=src_lang, speaker_id=speaker_id)[0]
+
+    def text_to_text(self, text: str, src_lang: str, tgt_lang: str) -> TranslationResult:
+        return self.translate([text], Task.T2TT, tgt_lang, src_lang=src_lang)[0]
+
+    def transcribe(self, audio: np.ndarray, src_lang: str) -> TranslationResult:
+        return self.translate([audio], Task.ASR, src_lang, src_lang=src_lang)[0]
+
+
+def _length_mask(like: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(batch, frames) mask of ones up to each length, in ``like``'s dtype, as the model's attention masks are."""
+    frames = torch.arange(like.shape[1], device=like.device)
+    return (frames[None, :] < lengths.to(like.device)[:, None]).to(like.dtype)
