@@ -152,7 +152,6 @@ class Translator:
             encoder_outputs=BaseModelOutput(last_hidden_state=encoded.hidden_states),
             attention_mask=encoded.attention_mask,
             decoder_input_ids=decoder_input_ids,
-            generation_config=self._gen,
             **(self.generation_kwargs() | generate_kwargs),
         )
         return output if isinstance(output, torch.Tensor) else output.sequences

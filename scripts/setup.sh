@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Parley needs on a Debian machine, skipping what is already there:
 # system packages (apt, as root or via sudo), then a .venv with the pinned Python packages.
-# Safe to run repeatedly; `make run` and `make test` call it first.
+# Safe to run repeatedly; `./parley run` and `./parley test` call it first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
