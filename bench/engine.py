@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.audio import SAMPLE_RATE_HZ  # noqa: E402
-from engine.models import LoadedModel, load_model  # noqa: E402
-from engine.options import EngineOptions  # noqa: E402
-from engine.translator import Translator  # noqa: E402
+from engine.audio import SAMPLE_RATE_HZ
+from engine.models import LoadedModel, load_model
+from engine.options import EngineOptions
+from engine.translator import Translator
 
 TGT = "spa"
 
