@@ -17,6 +17,10 @@ from pathlib import Path
 LANGUAGES_TSV = Path(__file__).resolve().parent.parent / "assets" / "languages.tsv"
 
 
+#: Scripts written without spaces between words: every token boundary may be a word boundary.
+UNSEGMENTED_SCRIPTS = frozenset({"Hans", "Hant", "Jpan", "Thai", "Laoo", "Khmr", "Mymr"})
+
+
 class Capability(str, Enum):
     """What a language must support for a given use."""
 
@@ -34,6 +38,11 @@ class Language:
     speech_input: bool
     text: bool
     speech_output: bool
+
+    @property
+    def unsegmented(self) -> bool:
+        """True for languages written without spaces between words (Chinese, Japanese, Thai, …)."""
+        return self.script in UNSEGMENTED_SCRIPTS
 
     def supports(self, capability: Capability) -> bool:
         return {

@@ -141,12 +141,17 @@ class Translator:
         return kwargs
 
     @torch.inference_mode()
-    def generate_text(self, encoded: Encoded, tgt_lang: str, **generate_kwargs) -> torch.Tensor:
+    def generate_text(
+        self, encoded: Encoded, tgt_lang: str, prefix: Sequence[int] = (), **generate_kwargs
+    ) -> torch.Tensor:
         """Autoregressive text decoding from encoder output. Returns token ids (batch, length) that start with the
-        decoder start token and the target-language token, as ``generate`` does."""
+        decoder start token and the target-language token, as ``generate`` does. ``prefix`` forces the first
+        generated tokens (streaming: what is already committed), for every item of the batch."""
         batch = encoded.hidden_states.shape[0]
         lang_id = self._gen.text_decoder_lang_to_code_id[tgt_lang]
-        decoder_input_ids = torch.full((batch, 1), lang_id, dtype=torch.long, device=encoded.hidden_states.device)
+        decoder_input_ids = torch.tensor(
+            [[lang_id, *prefix]] * batch, dtype=torch.long, device=encoded.hidden_states.device
+        )
         output = GenerationMixin.generate(
             self._model,
             encoder_outputs=BaseModelOutput(last_hidden_state=encoded.hidden_states),

@@ -86,3 +86,30 @@ class Segmenter:
         )
         self.vad_model.reset_states()
         return [Segment(int(s["start"]), int(s["end"])) for s in stamps]
+
+
+#: Silero VAD reads 512-sample windows (32 ms) at 16 kHz.
+WINDOW_SAMPLES = 512
+
+
+class StreamingVad:
+    """Speech probability for each 32 ms window of a live stream.
+
+    Silero keeps a recurrent state inside the network object, so every stream needs its own copy: build one per
+    session with :meth:`for_new_stream` from a prototype loaded once.
+    """
+
+    def __init__(self, vad_model: torch.nn.Module) -> None:
+        self._model = vad_model
+        self._model.reset_states()
+
+    @classmethod
+    def for_new_stream(cls, prototype: torch.nn.Module) -> StreamingVad:
+        import copy
+
+        return cls(copy.deepcopy(prototype))
+
+    @torch.inference_mode()
+    def probability(self, window: np.ndarray) -> float:
+        """Speech probability of one window of exactly :data:`WINDOW_SAMPLES` samples."""
+        return float(self._model(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)), SAMPLE_RATE_HZ))
