@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from bench.full_model import full_size_random
 from engine.audio import SAMPLE_RATE_HZ
 from engine.models import LoadedModel, load_model
 from engine.options import EngineOptions
@@ -31,39 +32,22 @@ from engine.translator import Translator
 TGT = "spa"
 
 
-def full_size_random(quantize: bool = False) -> LoadedModel:
-    """The real architecture and generation-config shape, random weights, built on the CPU."""
-    from transformers import SeamlessM4TFeatureExtractor, SeamlessM4Tv2Config, SeamlessM4Tv2Model
-
+def encoder_once(translator: Translator, audio: np.ndarray, tokens: int, stages: dict | None = None):
     started = time.perf_counter()
-    # Random text-to-unit weights can pick any of the 10082 unit ids; the released vocoder only embeds 10000 (a
-    # trained model never emits the rest). Widen the embedding so random ids are valid: +82 rows, negligible cost.
-    config = SeamlessM4Tv2Config(unit_hifi_gan_vocab_size=10082)
-    torch.manual_seed(0)
-    model = SeamlessM4Tv2Model(config).eval()
-    gen = model.generation_config
-    gen.text_decoder_lang_to_code_id = {TGT: 256_000}
-    gen.t2u_lang_code_to_id = {TGT: 0}
-    gen.vocoder_lang_code_to_id = {TGT: 0}
-    gen.id_to_text = {str(i): "▁ab" for i in range(config.vocab_size)}  # 3 characters per token, as typical
-    gen.char_to_id = {"<pad>": 0, "<unk>": 1, "▁": 2, "a": 3, "b": 4}
-    if quantize:
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    return LoadedModel(
-        name="full-size-random",
-        model=model,
-        tokenizer=None,
-        feature_extractor=SeamlessM4TFeatureExtractor(),
-        device=torch.device("cpu"),
-        dtype=torch.float32,
-        load_seconds=time.perf_counter() - started,
-    )
-
-
-def encoder_once(translator: Translator, audio: np.ndarray, tokens: int):
     encoded = translator.encode_speech([audio])
+    decode_started = time.perf_counter()
     sequences = translator.generate_text(encoded, TGT, min_new_tokens=tokens, max_new_tokens=tokens)
-    speech = translator.synthesize(translator.decoder_states(encoded, sequences), sequences, TGT)
+    states = translator.decoder_states(encoded, sequences)
+    decoded = time.perf_counter()
+    speech = translator.synthesize(states, sequences, TGT)
+    if stages is not None:
+        for name, seconds in (
+            ("encoder", decode_started - started),
+            ("text decoder", decoded - decode_started),
+            ("text-to-unit", speech.t2u_seconds),
+            ("vocoder", speech.vocoder_seconds),
+        ):
+            stages.setdefault(name, []).append(seconds)
     return sequences, speech.waveforms[0]
 
 
@@ -97,12 +81,9 @@ def main() -> None:
     envelope = 0.5 + 0.5 * np.sin(np.linspace(0, 20 * np.pi, n))
     audio = (rng.standard_normal(n) * 0.1 * envelope).astype(np.float32)
 
-    if args.size == "full":
-        loaded = full_size_random()
-        options = EngineOptions(model="full-size-random")
-    else:
-        options = EngineOptions(model="tiny", device="cpu")
-        loaded = load_model(options)
+    options = EngineOptions(model="tiny", device="cpu")
+    tiny = load_model(options)
+    loaded = full_size_random(tiny) if args.size == "full" else tiny
     params = sum(p.numel() for p in loaded.model.parameters())
     print(f"model: {loaded.name}, {params / 1e9:.2f} B parameters, built in {loaded.load_seconds:.0f} s")
     print(f"input: {args.audio_s:.0f} s of audio, {args.tokens} text tokens forced, greedy, "
@@ -110,23 +91,23 @@ def main() -> None:
     translator = Translator(loaded, options)
 
     encoder_once(translator, audio, args.tokens)  # warm-up (allocator, kernels)
-    gen_times, ours_times = [], []
+    gen_times, ours_times, fp32_stages, int8_stages = [], [], {}, {}
     for _ in range(args.repeats):
         t, (gen_seq, gen_wav) = timed(via_generate, loaded, audio, args.tokens)
         gen_times.append(t)
-        t, (our_seq, our_wav) = timed(encoder_once, translator, audio, args.tokens)
+        t, (our_seq, our_wav) = timed(encoder_once, translator, audio, args.tokens, fp32_stages)
         ours_times.append(t)
     same = torch.equal(gen_seq, our_seq) and np.array_equal(gen_wav, our_wav)
     out_s = our_wav.shape[0] / SAMPLE_RATE_HZ
 
+    del loaded, translator  # the full-size model and its int8 copy do not both fit beside other work in 24 GB
     if args.size == "full":
-        del loaded, translator
-        q_loaded = full_size_random(quantize=True)
+        q_loaded = full_size_random(tiny, quantize=True)
     else:
         q_loaded = load_model(dataclasses.replace(options, quantize_int8=True))
     q_translator = Translator(q_loaded, options)
     encoder_once(q_translator, audio, args.tokens)
-    int8_times = [timed(encoder_once, q_translator, audio, args.tokens)[0] for _ in range(args.repeats)]
+    int8_times = [timed(encoder_once, q_translator, audio, args.tokens, int8_stages)[0] for _ in range(args.repeats)]
 
     gen_t, ours_t, int8_t = (statistics.median(x) for x in (gen_times, ours_times, int8_times))
     print(f"output: {our_seq.shape[1]} text tokens, {out_s:.1f} s of speech; identical to generate: {same}")
@@ -138,6 +119,11 @@ def main() -> None:
         ("s2st encoder-once, Parley (int8)", int8_t),
     ):
         print(f"{name:<38}{t:>10.2f}{t / args.audio_s:>8.3f}")
+    print()
+    print(f"{'encoder-once stage (median s)':<38}{'fp32':>10}{'int8':>8}")
+    for name in fp32_stages:
+        fp32, int8 = statistics.median(fp32_stages[name]), statistics.median(int8_stages[name])
+        print(f"{name:<38}{fp32:>10.2f}{int8:>8.2f}")
     print()
     print(f"ratio generate / encoder-once (fp32): {gen_t / ours_t:.2f}x")
     print(f"ratio fp32 / int8 (encoder-once):     {ours_t / int8_t:.2f}x")
