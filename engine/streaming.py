@@ -132,6 +132,7 @@ class SegmentEnd(StreamEvent):
     start_s: float  # the segment's source audio span
     end_s: float
     text: str  # the segment's whole committed text
+    transcript: str | None = None  # the segment in the spoken language, when the session knows it
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ class StreamingSession:
         src_lang: str | None = None,
         speaker_id: int | None = None,
     ) -> None:
+        """``src_lang``, when given, adds a source transcript to each :class:`SegmentEnd` (one extra decode per
+        segment, from the same encoder pass as the translation's final step)."""
         self.task = Task(task)
         if not self.task.speech_input:
             raise ValueError("streaming takes speech: use s2tt, s2st or asr")
@@ -179,6 +182,7 @@ class StreamingSession:
                 raise ValueError("streaming transcription needs the spoken language (src_lang)")
             tgt_lang = src_lang
         self.tgt_lang = translator.check_target(tgt_lang, self.task.speech_output)
+        self.src_lang = translator.check_source_text(src_lang) if src_lang is not None else None
         self.preset = PRESETS[preset] if isinstance(preset, str) else preset
         self._translator = translator
         self._tokenizer = translator.loaded.tokenizer
@@ -336,11 +340,15 @@ class StreamingSession:
         if self._partial:
             self._partial = ""
             events.append(self._stamp(PartialText, text=""))
+        transcript = None
+        if self.src_lang is not None:
+            transcript = segment.committed_text.strip() if self.task is Task.ASR else self._transcribe(encoded, segment)
         end = self._stamp(
             SegmentEnd,
             start_s=segment.start_sample / SAMPLE_RATE_HZ,
             end_s=segment.end_sample / SAMPLE_RATE_HZ,
             text=segment.committed_text.strip(),
+            transcript=transcript,
         )
         self.segments.append(end)
         events.append(end)
@@ -348,6 +356,11 @@ class StreamingSession:
         self._segment_index += 1
         self._agreement.reset()
         return events
+
+    def _transcribe(self, encoded: Encoded, segment: _Segment) -> str:
+        budget = token_budget(len(segment.windows) * WINDOW_S)
+        sequence = self._translator.generate_text(encoded, self.src_lang, max_new_tokens=budget, num_beams=1)
+        return self._tokenizer.decode(sequence[0], skip_special_tokens=True).strip()
 
     def _commit(self, segment: _Segment, encoded: Encoded, tokens: list[int]) -> list[StreamEvent]:
         segment.committed += tokens

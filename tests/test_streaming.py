@@ -113,8 +113,9 @@ def test_speech_output_follows_each_commit(translator, vad_model, speech):
 
 
 def test_committed_text_is_never_retracted(translator, vad_model, speech):
-    session, events = run(translator, vad_model, speech, tgt_lang="spa", preset="low")
+    session, events = run(translator, vad_model, speech, tgt_lang="spa", preset="low", src_lang="eng")
     assert committed(events).strip() == " ".join(e.text for e in session.segments)
+    assert all(e.transcript for e in session.segments)  # source transcript beside the translation
     partials = [e for e in events if isinstance(e, PartialText)]
     assert partials and partials[-1].text == ""  # the partial is cleared when the last segment ends
 
