@@ -1,0 +1,297 @@
+"""Toxicity stage on curated sentence pairs, NLLB-format lists, unsegmented scripts and the mitigation helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from safety.toxicity import (
+    TOXICITY_DIR_ENV,
+    ToxicityDetector,
+    ToxicityListError,
+    ToxicityOptions,
+    bad_words_ids,
+    looks_rot13,
+    mask,
+    nllb_list_files,
+    read_nllb_list,
+    rot13,
+    seamless_code,
+)
+
+
+@pytest.fixture(scope="module")
+def detector() -> ToxicityDetector:
+    """Bundled glin-profanity lists only, whatever the environment says."""
+    return ToxicityDetector(ToxicityOptions(toxicity_dir=None))
+
+
+def write_list(folder: Path, name: str, entries: list[str]) -> Path:
+    path = folder / name
+    path.write_text("\n".join(entries) + "\n", encoding="utf-8")
+    return path
+
+
+# --- curated pairs --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "src_lang", "target", "tgt_lang"),
+    [
+        ("Where is the library?", "eng", "¿Dónde está la biblioteca?", "spa"),
+        ("I need to pass the class.", "eng", "Ich muss die Klasse bestehen.", "deu"),
+        ("The assistant analysed the document.", "eng", "L'assistant a analysé le document.", "fra"),
+        ("The weather is nice today.", "eng", "Сегодня хорошая погода.", "rus"),
+        ("I am very happy today.", "eng", "我今天很高兴。", "cmn"),
+    ],
+)
+def test_clean_pairs_report_nothing(detector, source, src_lang, target, tgt_lang):
+    report = detector.added_toxicity(source, src_lang, target, tgt_lang)
+    assert not report.source.toxic and not report.target.toxic
+    assert not report.added and report.reliable
+
+
+@pytest.mark.parametrize(
+    ("source", "src_lang", "target", "tgt_lang"),
+    [
+        ("Shit, I forgot my keys.", "eng", "Merde, j'ai oublié mes clés.", "fra"),
+        ("This film is shit.", "eng", "Ten film to gówno.", "pol"),
+        ("Mierda, llegamos tarde.", "spa", "Shit, we are late.", "eng"),
+        ("This is bullshit.", "eng", "这是狗屁。", "cmn"),
+    ],
+)
+def test_source_toxicity_is_reported_not_added(detector, source, src_lang, target, tgt_lang):
+    report = detector.added_toxicity(source, src_lang, target, tgt_lang)
+    assert report.source.toxic and report.target.toxic
+    assert not report.added
+
+
+@pytest.mark.parametrize(
+    ("source", "src_lang", "target", "tgt_lang", "word"),
+    [
+        ("The train is late.", "eng", "Scheiße, der Zug hat Verspätung.", "deu", "Scheiße"),
+        ("This food is bad.", "eng", "Esta comida é uma merda.", "por", "merda"),
+        ("My neighbour is loud.", "eng", "Il mio vicino è uno stronzo.", "ita", "stronzo"),
+        ("It is raining again.", "eng", "Опять дождь, дерьмо.", "rus", "дерьмо"),
+        ("Ich habe keine Zeit.", "deu", "I have no time for this shit.", "eng", "shit"),
+    ],
+)
+def test_added_toxicity_names_the_words_to_ban(detector, source, src_lang, target, tgt_lang, word):
+    report = detector.added_toxicity(source, src_lang, target, tgt_lang)
+    assert report.added and report.added_count == 1
+    assert word in report.words_to_ban
+    (match,) = report.target.matches
+    assert target[match.start : match.end] == word == match.text
+
+
+def test_added_toxicity_compares_counts(detector):
+    report = detector.added_toxicity("Shit, shit.", "eng", "Merde, merde, merde.", "fra")
+    assert (report.source.count, report.target.count, report.added_count) == (2, 3, 1)
+
+
+def test_uncovered_language_is_not_reliable(detector):
+    report = detector.added_toxicity("Habari ya asubuhi.", "swh", "Good morning, shit.", "eng")
+    assert not report.source.covered and not report.reliable
+    assert report.added
+
+
+@pytest.mark.parametrize(
+    ("text", "surface", "term"),
+    [
+        ("What a load of sh1t.", "sh1t", "shit"),
+        ("$hit happens.", "$hit", "shit"),
+        ("Shiiiiit, the bus left.", "Shiiiiit", "shit"),
+        ("This is s.h.i.t, really.", "s.h.i.t", "shit"),
+        ("Oh ѕhit, the bus left.", "ѕhit", "shit"),  # Cyrillic ѕ
+        ("You are an @sshole!", "@sshole", "asshole"),
+        ("b!tch", "b!tch", "bitch"),
+        ("Oh sh*t, the door is locked.", "sh*t", "shit"),
+    ],
+)
+def test_obfuscated_words_are_found_and_flagged(detector, text, surface, term):
+    (match,) = detector.detect(text, "eng").matches
+    assert (match.text, match.term, match.obfuscated) == (surface, term, True)
+
+
+def test_obfuscated_source_is_not_added_toxicity(detector):
+    report = detector.added_toxicity("Esto es una mierdaaaa.", "spa", "This is shit.", "eng")
+    assert report.source.matches[0].obfuscated
+    assert not report.added
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("I know, as you said.", "eng"),  # "as" is not a stretched "ass"
+        ("We cull the herd.", "fra"),  # a double letter is not a stretched "cul"
+        ("Class assignment: 3 shots at 10:00!", "eng"),  # whole words only; digits alone stay digits
+        ("Scunthorpe", "eng"),
+        ("2*3 = 6, *really*", "eng"),  # masks hide letters only between letters
+    ],
+)
+def test_near_misses_are_clean(detector, text, lang):
+    assert not detector.detect(text, lang).toxic
+
+
+def test_plain_match_is_not_obfuscated_and_exclamation_stays_punctuation(detector):
+    (match,) = detector.detect("You bitch!", "eng").matches
+    assert (match.text, match.obfuscated) == ("bitch", False)
+
+
+def test_phrase_is_one_match_with_its_span(detector):
+    text = "Es un hijo de puta."
+    (match,) = detector.detect(text, "spa").matches
+    assert match.term == "hijo de puta"
+    assert text[match.start : match.end] == "hijo de puta"
+
+
+def test_exclude_terms_drops_list_false_positives():
+    assert ToxicityDetector(ToxicityOptions(toxicity_dir=None)).detect("Uma cerveja.", "por").toxic
+    options = ToxicityOptions(toxicity_dir=None, exclude_terms=frozenset({"cerveja"}))
+    assert not ToxicityDetector(options).detect("Uma cerveja.", "por").toxic
+
+
+# --- NLLB Toxicity-200 lists ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("eng_Latn_twl", "eng"), ("spa", "spa"), ("zho_Hans_twl", "cmn"), ("zho_Hant_twl", "cmn_Hant"), ("es", "spa")],
+)
+def test_seamless_code(name, code):
+    assert seamless_code(name) == code
+
+
+def test_rot13_is_detected_from_vowels():
+    plain = ["foobar", "very rude phrase", "gadzooks"]
+    assert not looks_rot13(plain)
+    assert looks_rot13([rot13(line) for line in plain])
+
+
+def test_nllb_folder_lists_are_loaded(tmp_path):
+    write_list(tmp_path, "eng_Latn_twl.txt", [rot13(w) for w in ["foobar", "very rude phrase", "gadzooks"]])
+    write_list(tmp_path, "spa.txt", ["# a comment", "", "palabrota", "muy grosero"])
+    write_list(tmp_path, "zho_Hans_twl.txt", ["坏话"])
+    assert set(nllb_list_files(tmp_path)) == {"eng", "spa", "cmn"}
+
+    detector = ToxicityDetector(ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path))
+    text = "Well, FOOBAR and a very rude phrase."
+    assert [m.text for m in detector.detect(text, "eng").matches] == ["FOOBAR", "very rude phrase"]
+    assert detector.detect("Es muy grosero, palabrota.", "spa").count == 2
+    assert detector.detect("这是坏话。", "cmn").count == 1
+    assert not detector.detect("shit", "eng").toxic  # bundled lists are off
+
+
+def test_rot13_flag_overrides_detection(tmp_path):
+    path = write_list(tmp_path, "eng.txt", ["nooo"])  # decodes to "abbb": the vowel guess would say rot13
+    assert read_nllb_list(path, rot13_encoded=False) == ["nooo"]
+    assert read_nllb_list(path, rot13_encoded=True) == ["abbb"]
+
+
+def test_unreadable_list_raises_typed_error(tmp_path):
+    (tmp_path / "eng.txt").write_bytes(b"\xff\xfe\xfa bad")
+    detector = ToxicityDetector(ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path))
+    with pytest.raises(ToxicityListError):
+        detector.detect("anything", "eng")
+
+
+def test_toxicity_dir_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(TOXICITY_DIR_ENV, str(tmp_path))
+    assert ToxicityOptions().toxicity_dir == tmp_path
+    monkeypatch.delenv(TOXICITY_DIR_ENV)
+    assert ToxicityOptions().toxicity_dir is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"min_stretch": 1}, {"toxicity_dir": Path("/no/such/folder")}, {"bundled_lists": False, "toxicity_dir": None}],
+)
+def test_bad_options_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        ToxicityOptions(**kwargs)
+
+
+# --- unsegmented scripts --------------------------------------------------------------------------------------
+
+
+def dictionary_tokenizer(words: list[str]):
+    """A greedy longest-match segmenter standing in for the model's SentencePiece (pieces carry ▁ marks)."""
+
+    def tokenize(text: str) -> list[str]:
+        pieces, i = [], 0
+        while i < len(text):
+            if text[i].isspace():
+                i += 1
+                continue
+            word = next((w for w in sorted(words, key=len, reverse=True) if text.startswith(w, i)), text[i])
+            pieces.append("▁" + word)
+            i += len(word)
+        return pieces
+
+    return tokenize
+
+
+def test_unsegmented_scripts_match_whole_tokenizer_pieces(tmp_path):
+    write_list(tmp_path, "cmn.txt", ["奶", "傻逼"])
+    options = ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path)
+    text = "我喜欢牛奶，你是傻逼"
+    per_character = ToxicityDetector(options)
+    assert [m.term for m in per_character.detect(text, "cmn").matches] == ["奶", "傻逼"]  # substring-like
+
+    segmented = ToxicityDetector(options, tokenize=dictionary_tokenizer(["牛奶", "喜欢", "傻逼"]))
+    (match,) = segmented.detect(text, "cmn").matches  # 奶 inside the piece 牛奶 is not a match
+    assert (match.term, text[match.start : match.end]) == ("傻逼", "傻逼")
+
+
+def test_thai_with_a_custom_tokenizer(tmp_path):
+    write_list(tmp_path, "tha.txt", ["ห่า"])
+    tokenize = dictionary_tokenizer(["สถานี", "ห่าง", "ห่า", "อยู่", "ที่ไหน"])
+    detector = ToxicityDetector(ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path), tokenize=tokenize)
+    assert detector.detect("สถานีห่าอยู่ที่ไหน", "tha").count == 1
+    assert not detector.detect("สถานีอยู่ห่าง", "tha").toxic  # ห่าง "far" starts with ห่า
+
+
+# --- mitigation helpers ---------------------------------------------------------------------------------------
+
+
+def test_mask_hides_spans_and_keeps_spaces(detector):
+    text = "Es un hijo de puta, mierda."
+    assert mask(text, detector.detect(text, "spa").spans) == "Es un **** ** ****, ******."
+    assert mask("abc", []) == "abc"
+    with pytest.raises(ValueError):
+        mask("abc", [(2, 5)])
+
+
+@pytest.fixture(scope="module")
+def spm_tokenizer(tmp_path_factory):
+    """A SeamlessM4T tokenizer over a SentencePiece model trained here on a few sentences (under a second)."""
+    import sentencepiece as spm
+    from transformers import SeamlessM4TTokenizer
+
+    folder = tmp_path_factory.mktemp("spm")
+    corpus = folder / "corpus.txt"
+    sentences = ["la mierda es mierda", "Mierda, llegamos tarde", "MIERDA no", "el tren llega tarde hoy"] * 20
+    corpus.write_text("\n".join(sentences), encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(folder / "sentencepiece.bpe"),
+        vocab_size=60,
+        model_type="bpe",
+        character_coverage=1.0,
+        num_threads=1,
+        minloglevel=2,
+    )
+    return SeamlessM4TTokenizer.from_pretrained(str(folder))
+
+
+def test_bad_words_ids_cover_case_and_spacing_variants(spm_tokenizer):
+    sequences = bad_words_ids(spm_tokenizer, ["mierda"])
+    for variant in ("mierda", "Mierda", "MIERDA"):
+        for text in (variant, f" {variant}"):
+            assert spm_tokenizer(text, add_special_tokens=False)["input_ids"] in sequences
+    decoded = {spm_tokenizer.decode(seq).strip() for seq in sequences}
+    assert decoded == {"mierda", "Mierda", "MIERDA"}
+    assert all(spm_tokenizer.unk_token_id not in seq for seq in sequences)
+    glued = [seq for seq in sequences if not spm_tokenizer.convert_ids_to_tokens(seq)[0].startswith("▁")]
+    assert glued, "a variant without the leading ▁ bans the word glued to punctuation"
