@@ -8,6 +8,7 @@ import os
 
 
 def main(argv: list[str] | None = None) -> None:
+    # No outside requests from an offline launch: Gradio's usage analytics are off unless the host turns them on.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from engine.options import EngineOptions
 
@@ -19,9 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from ui.app import build_app
+    from ui.app import UiOptions, build_app, launch
 
-    build_app(EngineOptions.from_args(args)).launch(server_name=args.host, server_port=args.port, share=args.share)
+    ui = UiOptions()
+    launch(build_app(EngineOptions.from_args(args), ui), args.host, args.port, args.share, ui)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng libportaudio2 libsndfile1 sox)
+APT_PACKAGES=(ffmpeg espeak-ng libportaudio2 libsndfile1 sox chromium)
 PYTHON=${PYTHON:-python3}
 
 sudo_cmd=()

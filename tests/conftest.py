@@ -136,3 +136,11 @@ def talk(speech_dir):
 @pytest.fixture(scope="session")
 def talk_wav(talk):
     return talk[0]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item, so fixtures can react to failures (screenshots)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

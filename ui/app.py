@@ -1,20 +1,321 @@
-"""The Gradio front end. For now a placeholder page: the live, file and text tabs arrive with their issues."""
+"""The Gradio app: live microphone, file and text translation, watermark check.
+
+One shared model (:class:`ModelRuntime`, loaded in the background after the page is served); per-tab live state in
+a :class:`LiveRegistry` keyed by Gradio's session hash and dropped when the tab closes. Every model-bound event
+shares one concurrency group, so a busy CPU queues requests instead of thrashing; one person's error is turned into a
+message for that person (``gr.Error``) and never reaches anyone else.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 import gradio as gr
+import numpy as np
 
-from engine.languages import Capability, all_languages, languages_with
+from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
+from engine.file_translation import translate_recording, write_outputs
+from engine.languages import Capability, UnknownLanguageError, all_languages, languages_with
 from engine.options import EngineOptions
+from engine.streaming import PRESETS, StreamingSession
+from engine.tasks import Task
+from engine.vad import Segmenter, StreamingVad, VadOptions
+from ui.live import LiveRegistry, LiveTranslation
+from ui.runtime import ModelNotReady, ModelRuntime
+
+log = logging.getLogger(__name__)
+
+SPEECH_AND_TEXT = "Speech + text"
+TEXT_ONLY = "Text only"
+NO_SOURCE = ""
+AUDIO_TYPES = ".wav .flac .mp3 .ogg .opus .m4a .webm"
+MODEL_GROUP = "model"
+
+CSS = """
+.captions { font-size: 1.35em; line-height: 1.5; min-height: 4em; }
+.captions .partial { color: #8a8a8a; font-style: italic; }
+.captions .placeholder { color: #aaaaaa; }
+.notice { color: #a15c00; font-size: 0.9em; }
+"""
 
 
-def build_app(options: EngineOptions) -> gr.Blocks:
-    speech_out = len(languages_with(Capability.SPEECH_OUTPUT))
-    with gr.Blocks(title="Parley") as demo:
-        gr.Markdown(
-            "# Parley\n"
-            "Live speech translation with SeamlessM4T v2. The interface is being built; the engine already "
-            "translates files from the command line: `python -m engine translate FILE --tgt spa`.\n\n"
-            f"Model: `{options.model}` · {len(all_languages())} languages, {speech_out} with speech output."
+@dataclass(frozen=True)
+class UiOptions:
+    #: Model-bound events that may run at once (one model, shared): 1 on CPU is fastest overall.
+    concurrency_limit: int = 1
+    #: Longest live stream, in seconds, before Gradio ends it.
+    stream_time_limit_s: int = 30 * 60
+    #: Requests waiting in the queue before new ones are refused with a "busy" message.
+    queue_max_size: int = 64
+    #: Largest upload.
+    max_file_mb: int = 200
+
+    def __post_init__(self) -> None:
+        if min(self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb) < 1:
+            raise ValueError("UI limits must be positive")
+
+
+def _gpu(fn: Callable) -> Callable:
+    """On a Hugging Face ZeroGPU Space, ``spaces.GPU`` lends a GPU for the call; elsewhere it is not installed."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
+def _plain_errors(fn: Callable) -> Callable:
+    """Turn anything a handler raises into a message for the person who triggered it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (AudioError, UnknownLanguageError, ModelNotReady) as e:
+            raise gr.Error(str(e)) from e
+        except gr.Error:
+            raise
+        except Exception as e:
+            log.exception("Handler %s failed", fn.__name__)
+            raise gr.Error("Something went wrong with this request; please try again.") from e
+
+    return wrapper
+
+
+def _language_choices(capability: Capability) -> list[tuple[str, str]]:
+    return [(lang.label, lang.code) for lang in languages_with(capability)]
+
+
+def target_choices(task_label: str) -> list[tuple[str, str]]:
+    """Targets valid for the chosen output: the 36 speech-output languages, or every text language."""
+    return _language_choices(Capability.SPEECH_OUTPUT if task_label == SPEECH_AND_TEXT else Capability.TEXT)
+
+
+def _speech_task(task_label: str) -> Task:
+    return Task.S2ST if task_label == SPEECH_AND_TEXT else Task.S2TT
+
+
+def _as_output_audio(audio: np.ndarray | None) -> tuple[int, np.ndarray] | None:
+    if audio is None or audio.size == 0:
+        return None
+    return SAMPLE_RATE_HZ, (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+class ParleyApp:
+    """Event handlers, bound to one runtime and one registry (no globals)."""
+
+    def __init__(self, runtime: ModelRuntime, ui: UiOptions, work_dir: Path) -> None:
+        self.runtime = runtime
+        self.ui = ui
+        self.registry = LiveRegistry()
+        self.work_dir = work_dir
+
+    # ---- status ---------------------------------------------------------------------------------------------
+
+    def poll_status(self):
+        status = self.runtime.status
+        failed = status.state.value == "failed"
+        text = f"**Model:** {status.message}"
+        if failed:
+            text += "\n\nYou can try the interface with the offline test model (its translations are meaningless)."
+        return text, gr.update(visible=failed), gr.Timer(active=not status.ready and not failed)
+
+    def use_tiny(self):
+        self.runtime.use_tiny()
+        return self.poll_status()
+
+    # ---- live -----------------------------------------------------------------------------------------------
+
+    def _new_live(self, src: str, tgt: str, task_label: str, preset: str) -> LiveTranslation:
+        translator = self.runtime.translator()
+        session = StreamingSession(
+            translator,
+            StreamingVad.for_new_stream(self.runtime.vad_model()),
+            tgt,
+            task=_speech_task(task_label),
+            preset=preset,
+            src_lang=src or None,
         )
-    return demo
+        return LiveTranslation(session)
+
+    def live_chunk(self, chunk, src, tgt, task_label, preset, request: gr.Request):
+        if chunk is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        rate, samples = chunk
+        live = self.registry.get(request.session_hash, lambda: self._new_live(src, tgt, task_label, preset))
+        audio = live.push(samples, rate, time.monotonic())
+        playback = gr.skip() if audio is None else _as_output_audio(audio)
+        return live.captions_html(), live.transcript_text(), live.status_text(), playback
+
+    def live_stop(self, request: gr.Request):
+        live = self.registry.peek(request.session_hash)
+        if live is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
+        audio = live.finish(time.monotonic())
+        folder = Path(tempfile.mkdtemp(prefix="live-", dir=self.work_dir))
+        files = [str(p) for p in live.write_downloads(folder)]
+        playback = gr.skip() if audio is None else _as_output_audio(audio)
+        return live.captions_html(), live.transcript_text(), live.status_text(), playback, files or None
+
+    def live_clear(self, request: gr.Request):
+        self.registry.drop(request.session_hash)
+        return LiveTranslation.empty_captions_html(), "", "", None
+
+    def unload(self, request: gr.Request) -> None:
+        self.registry.drop(request.session_hash)
+
+    # ---- file -----------------------------------------------------------------------------------------------
+
+    def translate_file(self, path, src, tgt, task_label, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+        if not path:
+            raise gr.Error("Upload or record some audio first.")
+        translator = self.runtime.translator()
+        options = self.runtime.options
+        audio = load_audio(path, max_duration_s=options.max_audio_s, max_file_bytes=options.max_file_bytes)
+        segmenter = Segmenter(self.runtime.vad_model(), VadOptions(max_segment_s=options.max_segment_s))
+        progress(0.0, desc="Finding utterances")
+
+        def report(done: int, total: int) -> None:
+            progress(done / total, desc=f"Translated {done} of {total} utterances")
+
+        result = translate_recording(
+            translator, segmenter, audio, _speech_task(task_label), tgt, src_lang=src or None, progress=report
+        )
+        folder = Path(tempfile.mkdtemp(prefix="file-", dir=self.work_dir))
+        written = write_outputs(result, folder, Path(path).stem or "recording")
+        wav = next((str(p) for p in written if p.suffix == ".wav"), None)
+        transcript = "\n".join(s.transcript for s in result.segments if s.transcript)
+        translation = "\n".join(s.text for s in result.segments)
+        return wav, transcript, translation, [str(p) for p in written]
+
+    # ---- text -----------------------------------------------------------------------------------------------
+
+    def translate_text(self, text, src, tgt, task_label):
+        if not text or not text.strip():
+            raise gr.Error("Type some text to translate.")
+        if not src:
+            raise gr.Error("Choose the language of the text (source language).")
+        translator = self.runtime.translator()
+        task = Task.T2ST if task_label == SPEECH_AND_TEXT else Task.T2TT
+        results = translator.translate([text.strip()], task, tgt, src_lang=src)
+        audio = None
+        if results[0].waveform is not None:
+            folder = Path(tempfile.mkdtemp(prefix="text-", dir=self.work_dir))
+            audio = str(write_wav(folder / f"translation.{results[0].tgt_lang}.wav", results[0].waveform))
+        return results[0].text, audio
+
+    # ---- layout ---------------------------------------------------------------------------------------------
+
+    def build(self) -> gr.Blocks:
+        model_event = {"concurrency_limit": self.ui.concurrency_limit, "concurrency_id": MODEL_GROUP}
+        with gr.Blocks(title="Parley — live speech translation") as demo:
+            gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
+            with gr.Row():
+                status = gr.Markdown(elem_id="model-status")
+                tiny = gr.Button("Use the offline test model", visible=False, elem_id="use-tiny", scale=0)
+            with gr.Row():
+                src = gr.Dropdown(
+                    [("Not specified", NO_SOURCE), *[(lang.label, lang.code) for lang in all_languages()]],
+                    value="eng",
+                    label="Source language (needed for text and for a transcript)",
+                    filterable=True,
+                    elem_id="src-lang",
+                )
+                tgt = gr.Dropdown(
+                    target_choices(SPEECH_AND_TEXT), value="spa", label="Target language", filterable=True,
+                    elem_id="tgt-lang",
+                )  # fmt: skip
+                task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
+                preset = gr.Dropdown(list(PRESETS), value="balanced", label="Latency (live)", elem_id="preset")
+            with gr.Tabs():
+                with gr.Tab("Live", id="live"):
+                    mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
+                                   elem_id="mic")  # fmt: skip
+                    captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="captions")
+                    transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
+                    live_status = gr.Markdown(elem_id="live-status")
+                    speaker = gr.Audio(
+                        label="Translated speech", autoplay=True, interactive=False, elem_id="live-audio"
+                    )
+                    with gr.Row():
+                        clear = gr.Button("Clear", elem_id="live-clear")
+                    live_files = gr.File(label="Downloads (after you stop)", file_count="multiple",
+                                         elem_id="live-files")  # fmt: skip
+                with gr.Tab("File", id="file"):
+                    gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.ui.max_file_mb} MB.")
+                    upload = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
+                                      elem_id="file-in")  # fmt: skip
+                    go_file = gr.Button("Translate", variant="primary", elem_id="file-go")
+                    file_audio = gr.Audio(label="Translated speech", interactive=False, elem_id="file-audio")
+                    with gr.Row():
+                        file_transcript = gr.Textbox(label="Transcript", lines=6, elem_id="file-transcript")
+                        file_translation = gr.Textbox(label="Translation", lines=6, elem_id="file-translation")
+                    file_files = gr.File(label="Downloads", file_count="multiple", elem_id="file-files")
+                with gr.Tab("Text", id="text"):
+                    text_in = gr.Textbox(label="Text", lines=4, elem_id="text-in")
+                    go_text = gr.Button("Translate", variant="primary", elem_id="text-go")
+                    text_out = gr.Textbox(label="Translation", lines=4, elem_id="text-out")
+                    text_audio = gr.Audio(label="Spoken translation", interactive=False, elem_id="text-audio")
+
+            timer = gr.Timer(1.0)
+            timer.tick(self.poll_status, outputs=[status, tiny, timer])
+            demo.load(self.poll_status, outputs=[status, tiny, timer])
+            tiny.click(self.use_tiny, outputs=[status, tiny, timer])
+            task.change(lambda t: gr.update(choices=target_choices(t)), inputs=task, outputs=tgt)
+
+            live_outputs = [captions, transcript, live_status, speaker]
+            mic.stream(
+                _plain_errors(_gpu(self.live_chunk)),
+                inputs=[mic, src, tgt, task, preset],
+                outputs=live_outputs,
+                stream_every=0.5,
+                time_limit=self.ui.stream_time_limit_s,
+                **model_event,
+            )
+            mic.stop_recording(_plain_errors(_gpu(self.live_stop)), outputs=[*live_outputs, live_files], **model_event)
+            clear.click(self.live_clear, outputs=live_outputs)
+            go_file.click(
+                _plain_errors(_gpu(self.translate_file)),
+                inputs=[upload, src, tgt, task],
+                outputs=[file_audio, file_transcript, file_translation, file_files],
+                **model_event,
+            )
+            go_text.click(
+                _plain_errors(_gpu(self.translate_text)),
+                inputs=[text_in, src, tgt, task],
+                outputs=[text_out, text_audio],
+                **model_event,
+            )
+            demo.unload(self.unload)
+        demo.queue(max_size=self.ui.queue_max_size)
+        return demo
+
+
+def build_app(options: EngineOptions, ui: UiOptions | None = None, work_dir: Path | None = None) -> gr.Blocks:
+    """The whole app; starts loading the model in the background right away."""
+    runtime = ModelRuntime(options)
+    runtime.start()
+    work = work_dir or Path(tempfile.mkdtemp(prefix="parley-"))
+    return ParleyApp(runtime, ui or UiOptions(), work).build()
+
+
+def launch(demo: gr.Blocks, host: str, port: int, share: bool, ui: UiOptions, block: bool = True) -> None:
+    """Serve the app; ``block=False`` returns once the server is up (tests)."""
+    demo.launch(
+        prevent_thread_lock=not block,
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=f"{ui.max_file_mb}mb",
+        css=CSS,
+        # System fonts only: the default theme would fetch web fonts, and an offline launch makes no outside requests.
+        theme=gr.themes.Default(
+            font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+        ),
+    )

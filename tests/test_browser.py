@@ -1,0 +1,204 @@
+"""The Gradio app in a real browser (Debian chromium driven by Playwright), with the tiny model.
+
+Chromium's fake media devices feed a WAV file as the microphone, so the Live tab is tested end to end: browser
+capture → Gradio streaming → StreamingSession → captions and streamed audio back in the page.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+
+import pytest
+
+from engine.audio import load_audio, write_wav
+from tests.conftest import REPO, espeak, recording
+
+pytest.importorskip("playwright")
+if shutil.which("chromium") is None:
+    pytest.fail("chromium is missing: run scripts/setup.sh (the README's test command does)", pytrace=False)
+
+from playwright.sync_api import expect, sync_playwright
+
+ARTIFACTS = REPO / "test-artifacts"
+BROWSER_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mic_wav(speech_dir):
+    """What the fake microphone says: two utterances with a pause, then silence."""
+    utts = [
+        load_audio(espeak("Good morning, this is a test of live translation", speech_dir / "mic0.wav")),
+        load_audio(espeak("Thank you for listening to the end", speech_dir / "mic1.wav")),
+    ]
+    audio, _ = recording(utts, [1.2, 3.0])
+    return write_wav(speech_dir / "mic.wav", audio)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_options, tmp_path_factory):
+    from ui.app import ParleyApp, UiOptions, launch
+    from ui.runtime import ModelRuntime
+
+    runtime = ModelRuntime(tiny_options)
+    runtime.start()
+    assert runtime.wait(120).ready
+    app = ParleyApp(runtime, UiOptions(concurrency_limit=2), tmp_path_factory.mktemp("work"))
+    demo = app.build()
+    port = free_port()
+    launch(demo, "127.0.0.1", port, share=False, ui=app.ui, block=False)
+    yield app, f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser(mic_wav):
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={mic_wav}"]
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(server[1], wait_until="load")
+    expect(page.locator("#model-status")).to_contain_text("ready", timeout=30_000)
+    yield page
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def expect_audio(page, elem_id: str) -> None:
+    """The audio component holds a file served by the app (its player and download link are shown)."""
+    link = page.locator(f"#{elem_id} a.download-link").first
+    expect(link).to_have_attribute("href", re.compile(r"/gradio_api/file=.+"), timeout=30_000)
+    expect(page.locator(f"#{elem_id} audio").first).to_be_attached()
+
+
+def choose(page, elem_id: str, text: str) -> None:
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(text)
+    page.locator("[role=listbox] [role=option]", has_text=text).first.click()
+
+
+def test_page_makes_no_outside_requests(browser, server):
+    context = browser.new_context()
+    page = context.new_page()
+    outside = []
+    page.on("request", lambda r: None if r.url.startswith((server[1], "data:", "blob:")) else outside.append(r.url))
+    page.goto(server[1], wait_until="load")
+    expect(page.locator("#model-status")).to_contain_text("ready", timeout=30_000)
+    page.wait_for_timeout(1000)
+    context.close()
+    assert outside == []
+
+
+def test_text_tab(page):
+    page.get_by_role("tab", name="Text").click()
+    page.locator("#text-in textarea").fill("Good morning, everyone.")
+    page.locator("#text-go").click()
+    expect(page.locator("#text-out textarea")).not_to_have_value("", timeout=30_000)
+    expect_audio(page, "text-audio")
+
+
+def dropdown_options(page, elem_id: str) -> list[str]:
+    page.locator(f"#{elem_id} input").click()
+    options = page.locator("[role=listbox] [role=option]")
+    expect(options.first).to_be_visible()
+    texts = [t.strip() for t in options.all_inner_texts()]
+    page.keyboard.press("Escape")
+    return texts
+
+
+def test_target_dropdown_lists_only_valid_targets(page):
+    spoken = dropdown_options(page, "tgt-lang")
+    assert len(spoken) == 36 and any("(cat)" in t for t in spoken)
+    assert not any("(ell)" in t for t in spoken)  # Greek: text only
+    page.locator("#task").get_by_text("Text only").click()
+    page.wait_for_timeout(500)
+    written = dropdown_options(page, "tgt-lang")
+    assert len(written) >= 95 and any("Greek" in t for t in written)
+
+
+def test_file_tab(page, mic_wav):
+    page.get_by_role("tab", name="File").click()
+    page.locator("#file-in input[type=file]").set_input_files(str(mic_wav))
+    page.locator("#file-go").click()
+    expect(page.locator("#file-translation textarea")).not_to_have_value("", timeout=60_000)
+    expect(page.locator("#file-transcript textarea")).not_to_have_value("")
+    expect_audio(page, "file-audio")
+    expect(page.locator("#file-files")).to_contain_text(".srt")
+    expect(page.locator("#file-files")).to_contain_text(".vtt")
+
+
+def test_corrupt_upload_shows_an_error_and_the_page_keeps_working(page, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 20)
+    page.get_by_role("tab", name="File").click()
+    page.locator("#file-in input[type=file]").set_input_files(str(bad))
+    page.locator("#file-go").click()
+    expect(page.get_by_text("could not be read", exact=False).first).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Text").click()
+    page.locator("#text-in textarea").fill("Thank you.")
+    page.locator("#text-go").click()
+    expect(page.locator("#text-out textarea")).not_to_have_value("", timeout=30_000)
+
+
+def record(page, seconds: float) -> None:
+    page.locator("#mic").get_by_role("button", name="Record").click()
+    page.wait_for_timeout(seconds * 1000)
+    page.locator("#mic").get_by_role("button", name="Stop").click()
+
+
+def test_live_tab_captions_and_audio(page, server):
+    record(page, 9)
+    expect(page.locator("#captions .committed")).not_to_be_empty(timeout=30_000)
+    expect(page.locator("#live-transcript textarea")).not_to_have_value("", timeout=30_000)
+    expect_audio(page, "live-audio")
+    expect(page.locator("#live-files")).to_contain_text(re.compile(r"translation\s*\.srt"), timeout=30_000)
+    expect(page.locator("#live-files")).to_contain_text(re.compile(r"translation\s*\.wav"))
+
+
+def test_two_browsers_streaming_at_once_get_their_own_captions(browser, server):
+    app, url = server
+    pages, contexts = [], []
+    for target in ("Japanese", "Chinese"):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url, wait_until="load")
+        expect(page.locator("#model-status")).to_contain_text("ready", timeout=30_000)
+        choose(page, "tgt-lang", target)
+        pages.append(page)
+        contexts.append(context)
+    for page in pages:
+        page.locator("#mic").get_by_role("button", name="Record").click()
+    pages[0].wait_for_timeout(4000)
+    assert len(app.registry) == 2  # one live state per tab
+    pages[0].wait_for_timeout(5000)
+    for page in pages:
+        page.locator("#mic").get_by_role("button", name="Stop").click()
+    captions = []
+    for page in pages:
+        expect(page.locator("#captions .committed")).not_to_be_empty(timeout=30_000)
+        captions.append(page.locator("#captions .committed").inner_text())
+    assert captions[0] != captions[1]  # different targets: each tab sees only its own translation
+    for context in contexts:
+        context.close()
