@@ -3,7 +3,8 @@
 Same layers, widths and vocabulary (2.3 B parameters) as ``facebook/seamless-m4t-v2-large``, so every matrix
 multiplication costs what it costs in the real model. The tokenizer, language maps and character table come from
 the tiny model, and generation is restricted to the tiny tokenizer's ids (the logits over the whole 256k vocabulary
-are still computed), so text can be decoded and spoken like real output.
+are still computed), so text can be decoded and spoken like real output. Special tokens (EOS included) are
+suppressed too, so decoding always runs to its token budget.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def full_size_random(tiny: LoadedModel, quantize: bool = False) -> LoadedModel:
     gen.vocoder_lang_code_to_id = dict(source.vocoder_lang_code_to_id)
     gen.id_to_text = dict(source.id_to_text)
     gen.char_to_id = dict(source.char_to_id)
-    gen.suppress_tokens = list(range(len(tiny.tokenizer), config.vocab_size))
+    # Random weights would stop at a random moment (EOS) or emit language tokens; keep them to ordinary text
+    # tokens so every step decodes its full token budget: a pessimistic, repeatable amount of work.
+    specials = list(tiny.tokenizer.all_special_ids)  # forced prefixes are inputs, not generated: unaffected
+    gen.suppress_tokens = [*specials, *range(len(tiny.tokenizer), config.vocab_size)]
     if quantize:
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return LoadedModel(
