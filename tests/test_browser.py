@@ -202,3 +202,29 @@ def test_two_browsers_streaming_at_once_get_their_own_captions(browser, server):
     assert captions[0] != captions[1]  # different targets: each tab sees only its own translation
     for context in contexts:
         context.close()
+
+
+def test_unloadable_model_is_explained_and_the_test_model_offered(browser, tiny_options, tmp_path, monkeypatch):
+    from engine.options import EngineOptions
+    from ui.app import ParleyApp, UiOptions, launch
+    from ui.runtime import ModelRuntime
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: the default model is nowhere to be found
+    runtime = ModelRuntime(EngineOptions(cache_dir=tiny_options.cache_dir, device="cpu"))
+    runtime.start()
+    app = ParleyApp(runtime, UiOptions(), tmp_path)
+    demo = app.build()
+    port = free_port()
+    launch(demo, "127.0.0.1", port, share=False, ui=app.ui, block=False)
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}", wait_until="load")
+        expect(page.locator("#model-status")).to_contain_text("could not be loaded", timeout=60_000)
+        expect(page.locator("#model-status")).to_contain_text("cannot be reached")
+        page.locator("#use-tiny").click()
+        expect(page.locator("#model-status")).to_contain_text("meaningless output", timeout=60_000)
+        expect(page.locator("#use-tiny")).to_be_hidden()
+        page.close()
+    finally:
+        demo.close()
