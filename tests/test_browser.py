@@ -228,3 +228,22 @@ def test_unloadable_model_is_explained_and_the_test_model_offered(browser, tiny_
         page.close()
     finally:
         demo.close()
+
+
+def test_verify_tab_finds_the_mark_and_where_it_is(page, mic_wav, tmp_path):
+    from safety.marking import SpeechMarker
+    from safety.watermark import create_watermarker
+
+    speech = load_audio(mic_wav)
+    marker = SpeechMarker.for_session(create_watermarker(), deployment_id=7, session_key="browser-test")
+    marked = write_wav(tmp_path / "marked.wav", marker(speech))
+    page.get_by_role("tab", name="Verify watermark").click()
+    page.locator("#verify-in input[type=file]").set_input_files(str(marked))
+    page.locator("#verify-go").click()
+    expect(page.locator("#verify-result")).to_contain_text("Watermark found", timeout=30_000)
+    expect(page.locator("#verify-result")).to_contain_text(f"deployment 7, session {marker.payload & 0xFFFF:04x}")
+    expect(page.locator("#verify-plot canvas, #verify-plot svg").first).to_be_visible()
+    page.locator("#verify-in").get_by_label("Clear").click()
+    page.locator("#verify-in input[type=file]").set_input_files(str(mic_wav))  # the original: never marked
+    page.locator("#verify-go").click()
+    expect(page.locator("#verify-result")).to_contain_text("No Parley watermark found", timeout=30_000)

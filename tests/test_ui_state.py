@@ -71,3 +71,35 @@ def test_registry_keeps_one_state_per_tab_and_drops_it_on_unload(translator, vad
     a.finished = True  # a finished stream is replaced by a fresh one on the next chunk
     registry.get("tab-b", lambda: live(translator, vad_model)).finished = True
     assert not registry.get("tab-b", lambda: live(translator, vad_model)).finished
+
+
+def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model, hello_audio, tiny_options, tmp_path):
+    import soundfile as sf
+
+    from engine.tasks import Task
+    from ui.app import SPEECH_AND_TEXT, ParleyApp, UiOptions
+
+    runtime = ModelRuntime(tiny_options)
+    runtime.start()
+    runtime.wait(60)
+    app = ParleyApp(runtime, UiOptions(deployment_id=3), tmp_path)
+
+    class Request:
+        session_hash = "tab-1"
+
+    text, wav = app.translate_text("Good morning.", "eng", "fra", SPEECH_AND_TEXT, Request())
+    assert text
+    raw = translator.translate(["Good morning."], Task.T2ST, "fra", src_lang="eng")[0].waveform
+    expected = app.marker(Request())(raw)
+    saved, _ = sf.read(wav, dtype="float32")
+    assert not np.allclose(saved, np.clip(raw, -1, 1), atol=1e-3)  # changed by the mark …
+    np.testing.assert_allclose(saved, np.clip(expected, -1, 1), atol=2e-4)  # … exactly as the marker marks it
+
+    seen = []
+    state = LiveTranslation(
+        StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "jpn", task="s2st"),
+        mark=lambda audio: seen.append(audio.size) or audio * 0.5,
+    )
+    state.push(np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)]), SAMPLE_RATE_HZ, now=0.0)
+    state.finish(now=100.0)
+    assert seen and [a.size for _, a in state.speech] == seen  # every piece went through the marker

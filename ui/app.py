@@ -8,6 +8,7 @@ message for that person (``gr.Error``) and never reaches anyone else.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 
 from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
 from engine.file_translation import translate_recording, write_outputs
@@ -26,6 +28,8 @@ from engine.options import EngineOptions
 from engine.streaming import PRESETS, StreamingSession
 from engine.tasks import Task
 from engine.vad import Segmenter, StreamingVad, VadOptions
+from safety.marking import SpeechMarker
+from safety.watermark import create_watermarker
 from ui.live import LiveRegistry, LiveTranslation
 from ui.runtime import ModelNotReady, ModelRuntime
 
@@ -55,10 +59,14 @@ class UiOptions:
     queue_max_size: int = 64
     #: Largest upload.
     max_file_mb: int = 200
+    #: Who runs this server, as carried in every watermark (16 bits; PARLEY_DEPLOYMENT_ID).
+    deployment_id: int = 0
 
     def __post_init__(self) -> None:
         if min(self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb) < 1:
             raise ValueError("UI limits must be positive")
+        if not 0 <= self.deployment_id < 1 << 16:
+            raise ValueError("deployment_id must fit in 16 bits")
 
 
 def _gpu(fn: Callable) -> Callable:
@@ -115,6 +123,12 @@ class ParleyApp:
         self.ui = ui
         self.registry = LiveRegistry()
         self.work_dir = work_dir
+        self.watermarker = create_watermarker()  # key from PARLEY_WATERMARK_KEY
+
+    def marker(self, request: gr.Request | None) -> SpeechMarker:
+        """Every synthetic sample handed to this browser session carries this payload."""
+        key = request.session_hash if request is not None and request.session_hash else "no-session"
+        return SpeechMarker.for_session(self.watermarker, self.ui.deployment_id, key)
 
     # ---- status ---------------------------------------------------------------------------------------------
 
@@ -132,7 +146,7 @@ class ParleyApp:
 
     # ---- live -----------------------------------------------------------------------------------------------
 
-    def _new_live(self, src: str, tgt: str, task_label: str, preset: str) -> LiveTranslation:
+    def _new_live(self, src: str, tgt: str, task_label: str, preset: str, mark: SpeechMarker) -> LiveTranslation:
         translator = self.runtime.translator()
         session = StreamingSession(
             translator,
@@ -142,13 +156,15 @@ class ParleyApp:
             preset=preset,
             src_lang=src or None,
         )
-        return LiveTranslation(session)
+        return LiveTranslation(session, mark=mark)
 
     def live_chunk(self, chunk, src, tgt, task_label, preset, request: gr.Request):
         if chunk is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         rate, samples = chunk
-        live = self.registry.get(request.session_hash, lambda: self._new_live(src, tgt, task_label, preset))
+        live = self.registry.get(
+            request.session_hash, lambda: self._new_live(src, tgt, task_label, preset, self.marker(request))
+        )
         audio = live.push(samples, rate, time.monotonic())
         playback = gr.skip() if audio is None else _as_output_audio(audio)
         return live.captions_html(), live.transcript_text(), live.status_text(), playback
@@ -172,7 +188,7 @@ class ParleyApp:
 
     # ---- file -----------------------------------------------------------------------------------------------
 
-    def translate_file(self, path, src, tgt, task_label, progress=gr.Progress()):  # noqa: B008 (Gradio idiom)
+    def translate_file(self, path, src, tgt, task_label, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         if not path:
             raise gr.Error("Upload or record some audio first.")
         translator = self.runtime.translator()
@@ -187,6 +203,8 @@ class ParleyApp:
         result = translate_recording(
             translator, segmenter, audio, _speech_task(task_label), tgt, src_lang=src or None, progress=report
         )
+        if result.audio is not None:
+            result = dataclasses.replace(result, audio=self.marker(request)(result.audio))
         folder = Path(tempfile.mkdtemp(prefix="file-", dir=self.work_dir))
         written = write_outputs(result, folder, Path(path).stem or "recording")
         wav = next((str(p) for p in written if p.suffix == ".wav"), None)
@@ -196,7 +214,7 @@ class ParleyApp:
 
     # ---- text -----------------------------------------------------------------------------------------------
 
-    def translate_text(self, text, src, tgt, task_label):
+    def translate_text(self, text, src, tgt, task_label, request: gr.Request):
         if not text or not text.strip():
             raise gr.Error("Type some text to translate.")
         if not src:
@@ -207,8 +225,42 @@ class ParleyApp:
         audio = None
         if results[0].waveform is not None:
             folder = Path(tempfile.mkdtemp(prefix="text-", dir=self.work_dir))
-            audio = str(write_wav(folder / f"translation.{results[0].tgt_lang}.wav", results[0].waveform))
+            marked = self.marker(request)(results[0].waveform)
+            audio = str(write_wav(folder / f"translation.{results[0].tgt_lang}.wav", marked))
         return results[0].text, audio
+
+    # ---- watermark check ------------------------------------------------------------------------------------
+
+    def verify(self, path):
+        if not path:
+            raise gr.Error("Upload a recording to check.")
+        audio = load_audio(path, max_duration_s=self.runtime.options.max_audio_s)
+        result = self.watermarker.detect(audio, SAMPLE_RATE_HZ)
+        if result.detected:
+            payload = result.payload
+            who = (
+                f"deployment {payload >> 16}, session {payload & 0xFFFF:04x}"
+                if payload is not None
+                else "present, but the payload could not be read"
+            )
+            ranges = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in result.marked_ranges_s()) or "—"
+            text = (
+                f"### Watermark found\n**Payload:** {who}  \n**Where:** {ranges}  \n"
+                f"**Confidence:** chance of this in unmarked audio p = {result.p_value:.1e} (score {result.score:.1f})"
+            )
+        else:
+            text = (
+                "### No Parley watermark found\n"
+                f"(score {result.score:.1f}, p = {result.p_value:.2f}). Audio from another source, a different "
+                "server key, or altered beyond recognition."
+            )
+        points = pd.DataFrame(
+            {
+                "time (s)": [(w.start_s + w.end_s) / 2 for w in result.windows],
+                "score": [w.score for w in result.windows],
+            }
+        )
+        return text, points
 
     # ---- layout ---------------------------------------------------------------------------------------------
 
@@ -262,6 +314,13 @@ class ParleyApp:
                     go_text = gr.Button("Translate", variant="primary", elem_id="text-go")
                     text_out = gr.Textbox(label="Translation", lines=4, elem_id="text-out")
                     text_audio = gr.Audio(label="Spoken translation", interactive=False, elem_id="text-audio")
+                with gr.Tab("Verify watermark", id="verify"):
+                    gr.Markdown("Check whether a recording is speech that Parley made, and where in it.")
+                    check_in = gr.Audio(sources=["upload"], type="filepath", label="Recording", elem_id="verify-in")
+                    go_check = gr.Button("Check", variant="primary", elem_id="verify-go")
+                    check_out = gr.Markdown(elem_id="verify-result")
+                    check_plot = gr.LinePlot(x="time (s)", y="score", label="Watermark evidence over time",
+                                             elem_id="verify-plot")  # fmt: skip
 
             timer = gr.Timer(1.0)
             timer.tick(self.poll_status, outputs=[status, tiny, timer])
@@ -291,6 +350,9 @@ class ParleyApp:
                 inputs=[text_in, src, tgt, task],
                 outputs=[text_out, text_audio],
                 **model_event,
+            )
+            go_check.click(
+                _plain_errors(self.verify), inputs=[check_in], outputs=[check_out, check_plot], concurrency_limit=2
             )
             demo.unload(self.unload)
         demo.queue(max_size=self.ui.queue_max_size)

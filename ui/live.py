@@ -33,6 +33,8 @@ class LiveTranslation:
     """Folds a stream's events into page state. One per tab; not shared."""
 
     stream: StreamingSession
+    #: Applied to every piece of translated speech as it arrives (the watermark), before it is played or saved.
+    mark: Callable[[np.ndarray], np.ndarray] = lambda audio: audio
     committed: str = ""
     partial: str = ""
     segments: list[SegmentEnd] = field(default_factory=list)
@@ -76,8 +78,9 @@ class LiveTranslation:
             elif isinstance(event, PartialText):
                 self.partial = event.text
             elif isinstance(event, SpeechChunk):
-                self.speech.append((event.source_time_s, event.audio))
-                self.unplayed.append(event.audio)
+                audio = self.mark(event.audio)
+                self.speech.append((event.source_time_s, audio))
+                self.unplayed.append(audio)
             elif isinstance(event, SegmentEnd):
                 self.segments.append(event)
             elif isinstance(event, Notice):
