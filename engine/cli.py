@@ -8,6 +8,7 @@ Speech tasks (s2st, s2tt, asr) take audio files of any common format; text tasks
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from engine.options import EngineOptions
 from engine.tasks import Task
 
 if TYPE_CHECKING:
+    from engine.hooks import Report, ResultCheck
     from engine.translator import Translator
 
 #: Silence put between translated lines of a text file when they are spoken.
@@ -46,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
                            "t2tt text→text, t2st text→speech")  # fmt: skip
     translate.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
     translate.add_argument("--quiet", action="store_true", help="no progress bar")
+    translate.add_argument(
+        "--no-safety",
+        action="store_true",
+        help="skip the toxicity and gender-bias checks (and the .safety.json report)",
+    )
+    translate.add_argument(
+        "--filter-toxicity",
+        action="store_true",
+        help="also mask offensive words the speaker said (default: reported, not censored)",
+    )
     EngineOptions.add_arguments(translate)
     return parser
 
@@ -67,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             get_language(args.tgt, Capability.SPEECH_OUTPUT)
         translator = _load(EngineOptions.from_args(args))
         tgt = translator.check_target(args.src if task is Task.ASR else args.tgt, task.speech_output)
+        checker = None if args.no_safety else _safety_checker(translator, args.filter_toxicity)
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -75,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for name in args.inputs:
         try:
-            paths = _translate_one(translator, name, task, tgt, args.src, args.out, args.quiet)
+            paths, flagged = _translate_one(translator, name, task, tgt, args.src, args.out, args.quiet, checker)
         except (AudioError, UnknownLanguageError, OSError, UnicodeDecodeError) as e:
             print(f"{name}: error: {e}", file=sys.stderr)
             failures += 1
@@ -83,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}:")
         for path in paths:
             print(f"  wrote {path}")
+        for line in flagged:
+            print(f"  safety: {line}")
     return 1 if failures else 0
 
 
@@ -98,12 +113,36 @@ def _load(options: EngineOptions) -> Translator:
     return Translator(load_model(options), options)
 
 
+def _safety_checker(translator: Translator, filter_toxicity: bool) -> ResultCheck:
+    """The safety stage, created here at the edge so that the engine never imports it."""
+    from safety.pipeline import SafetyChecker, SafetyOptions
+
+    return SafetyChecker(translator, SafetyOptions(filter_source_toxicity=filter_toxicity))
+
+
+def _write_safety(out: Path, stem: str, tgt: str, items: list[tuple[str, str, Report]]) -> tuple[Path, list[str]]:
+    """Write ``<stem>.<tgt>.safety.json`` from (label, shown text, report) per utterance or line; returns its path
+    and one summary line per flagged item."""
+    entries = [{"item": label, "text": text, **report.as_dict()} for label, text, report in items]
+    path = out / f"{stem}.{tgt}.safety.json"
+    path.write_text(json.dumps(entries, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path, [f"{label}: {' '.join(report.flags)}" for label, _, report in items if report.flags]
+
+
 def _translate_one(
-    translator: Translator, name: str, task: Task, tgt: str, src: str | None, out: Path, quiet: bool
-) -> list[Path]:
+    translator: Translator,
+    name: str,
+    task: Task,
+    tgt: str,
+    src: str | None,
+    out: Path,
+    quiet: bool,
+    checker: ResultCheck | None,
+) -> tuple[list[Path], list[str]]:
+    """Translate one input; returns the paths written and the safety summary of each flagged item."""
     stem = "stdin" if name == "-" else Path(name).stem
     if not task.speech_input:
-        return _translate_text(translator, name, task, tgt, src, out, stem)
+        return _translate_text(translator, name, task, tgt, src, out, stem, checker)
     from tqdm import tqdm
 
     from engine.audio import load_audio
@@ -119,13 +158,29 @@ def _translate_one(
             bar.total = total
             bar.update(done - bar.n)
 
-        result = translate_recording(translator, segmenter, audio, task, tgt, src, progress)
-    return write_outputs(result, out, stem)
+        result = translate_recording(translator, segmenter, audio, task, tgt, src, progress, checker=checker)
+    written = write_outputs(result, out, stem)
+    if checker is None:
+        return written, []
+    items = [
+        (f"utterance {i} ({s.source.start_s:.1f}-{s.source.end_s:.1f} s)", s.text, s.safety)
+        for i, s in enumerate(result.segments, start=1)
+        if s.safety is not None
+    ]
+    path, flagged = _write_safety(out, stem, result.tgt_lang, items)
+    return [*written, path], flagged
 
 
 def _translate_text(
-    translator: Translator, name: str, task: Task, tgt: str, src: str | None, out: Path, stem: str
-) -> list[Path]:
+    translator: Translator,
+    name: str,
+    task: Task,
+    tgt: str,
+    src: str | None,
+    out: Path,
+    stem: str,
+    checker: ResultCheck | None,
+) -> tuple[list[Path], list[str]]:
     import numpy as np
 
     from engine.audio import SAMPLE_RATE_HZ, AudioError, write_wav
@@ -134,7 +189,13 @@ def _translate_text(
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise AudioError("The text input is empty.")  # same plain-words error path as empty audio
-    results = translator.translate(lines, task, tgt, src_lang=src)
+    if checker is None:
+        results, reports = translator.translate(lines, task, tgt, src_lang=src), []
+    else:
+        from safety.pipeline import translate_checked
+
+        checked = translate_checked(translator, checker, lines, task, tgt, src)
+        results, reports = [r for r, _ in checked], [report for _, report in checked]
     out.mkdir(parents=True, exist_ok=True)
     text_path = out / f"{stem}.{tgt}.txt"
     text_path.write_text("\n".join(r.text for r in results) + "\n", encoding="utf-8")
@@ -143,4 +204,8 @@ def _translate_text(
         gap = np.zeros(int(LINE_GAP_S * SAMPLE_RATE_HZ), dtype=np.float32)
         pieces = [piece for r in results for piece in (r.waveform, gap)][:-1]
         written.append(write_wav(out / f"{stem}.{tgt}.wav", np.concatenate(pieces)))
-    return written
+    if checker is None:
+        return written, []
+    items = [(f"line {i}", r.text, report) for i, (r, report) in enumerate(zip(results, reports, strict=True), 1)]
+    path, flagged = _write_safety(out, stem, tgt, items)
+    return [*written, path], flagged

@@ -8,12 +8,14 @@ translation itself may be longer or shorter than the source, which shifts what f
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ, AudioError, write_wav
+from engine.expressive import ExpressiveStage
+from engine.hooks import Report, ResultCheck
 from engine.subtitles import Cue, to_srt, to_vtt
 from engine.tasks import Task
 from engine.translator import Translator
@@ -30,6 +32,7 @@ class TranslatedSegment:
     transcript: str | None  # source-language transcript, when the source language is known
     audio: np.ndarray | None  # translated speech, 16 kHz
     output_start_s: float | None  # where ``audio`` starts in the assembled translation
+    safety: Report | None = None  # the safety check's report, when a checker ran
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,16 @@ def translate_recording(
     tgt_lang: str,
     src_lang: str | None = None,
     progress: Progress | None = None,
+    expressive: ExpressiveStage | None = None,
+    checker: ResultCheck | None = None,
 ) -> FileTranslation:
     """Translate a validated 16 kHz recording utterance by utterance.
 
     For speech→speech and speech→text, the source transcript comes from the same encoder output as the
-    translation (one encoder pass, two decodes) when ``src_lang`` is given.
+    translation (one encoder pass, two decodes) when ``src_lang`` is given. With an enabled ``expressive`` stage,
+    each utterance is spoken by the vocoder voice nearest to its speaker and its translated speech carries the
+    utterance's pauses, pace, pitch and loudness (None: neutral voice, speech as the model made it). A ``checker``
+    (the safety stage) reviews each utterance before its speech is shaped and attaches its report to the segment.
     """
     task = Task(task)
     if not task.speech_input:
@@ -87,14 +95,23 @@ def translate_recording(
 
     done: list[TranslatedSegment] = []
     for i, segment in enumerate(segments):
-        encoded = translator.encode_speech([audio[segment.start : segment.end]])
-        result = translator.decode(encoded, task, tgt)[0]
+        source = audio[segment.start : segment.end]
+        encoded = translator.encode_speech([source])
+        speaker = expressive.speaker_for(source) if expressive is not None and task.speech_output else None
+        result = translator.decode(encoded, task, tgt, speaker)[0]
         transcript = None
         if task is Task.ASR:
             transcript = result.text
         elif src is not None:
             transcript = translator.decode(encoded, Task.S2TT, src)[0].text
-        done.append(TranslatedSegment(segment, result.text, transcript, result.waveform, None))
+        safety = None
+        if checker is not None:  # before the speech is shaped: the check may re-decode, mask or silence it
+            result, safety = checker.check_result(encoded, result, transcript, src, speaker)
+            transcript = result.text if task is Task.ASR else transcript
+        speech = result.waveform
+        if expressive is not None and speech is not None:
+            speech = expressive.apply(source, speech, tgt, src)
+        done.append(TranslatedSegment(segment, result.text, transcript, speech, None, safety))
         if progress is not None:
             progress(i + 1, len(segments))
 
@@ -110,7 +127,7 @@ def _place(segments: list[TranslatedSegment]) -> tuple[list[TranslatedSegment], 
         gap = seg.source.start - previous_end  # the source pause before this utterance, in samples
         pieces.append(np.zeros(gap, dtype=np.float32))
         cursor += gap
-        placed.append(TranslatedSegment(seg.source, seg.text, seg.transcript, seg.audio, cursor / SAMPLE_RATE_HZ))
+        placed.append(replace(seg, output_start_s=cursor / SAMPLE_RATE_HZ))
         pieces.append(seg.audio)
         cursor += seg.audio.shape[0]
         previous_end = seg.source.end

@@ -38,6 +38,8 @@ import torch
 
 from engine.agreement import LocalAgreement
 from engine.audio import SAMPLE_RATE_HZ, to_float32, to_mono
+from engine.expressive import ExpressiveStage
+from engine.hooks import CommitCheck, CommitVerdict, Report
 from engine.languages import get_language
 from engine.resample import StreamResampler
 from engine.tasks import Task
@@ -119,6 +121,7 @@ class PartialText(StreamEvent):
 class CommittedText(StreamEvent):
     text: str  # final; append to the committed text (carries its own leading space)
     token_ids: tuple[int, ...]
+    safety: Report | None = None  # the commit check's report (on the segment's committed text so far), if any
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,9 @@ class _Segment:
     silence_run: int = 0
     committed: list[int] = field(default_factory=list)
     committed_text: str = ""
+    spoken_samples: int = 0  # segment audio already matched to a speech chunk by the expressive stage
+    speaker_id: int | None = None  # vocoder voice the expressive stage chose for this segment
+    verdicts: list[CommitVerdict] = field(default_factory=list)  # the commit check's, to mask the segment's text
 
     @property
     def audio(self) -> np.ndarray:
@@ -171,9 +177,16 @@ class StreamingSession:
         preset: LatencyPreset | str = "balanced",
         src_lang: str | None = None,
         speaker_id: int | None = None,
+        expressive: ExpressiveStage | None = None,
+        commit_check: CommitCheck | None = None,
     ) -> None:
         """``src_lang``, when given, adds a source transcript to each :class:`SegmentEnd` (one extra decode per
-        segment, from the same encoder pass as the translation's final step)."""
+        segment, from the same encoder pass as the translation's final step). An enabled ``expressive`` stage picks
+        each segment's voice and gives every speech chunk the prosody of the source audio heard since the previous
+        chunk; it adds its compute time to each chunk (bench/expressive.py: about 60 ms per 1 s chunk, p95 under
+        100 ms, on two shared CPU cores) and needs no look-ahead. A ``commit_check`` (the safety stage) sees every
+        commit before its speech is made: it may replace the tokens (a re-decode with toxic words banned), mask
+        their text and silence their speech; its report rides on the :class:`CommittedText`."""
         self.task = Task(task)
         if not self.task.speech_input:
             raise ValueError("streaming takes speech: use s2tt, s2st or asr")
@@ -188,6 +201,8 @@ class StreamingSession:
         self._tokenizer = translator.loaded.tokenizer
         self._vad = vad
         self._speaker_id = speaker_id
+        self._commit_check = commit_check
+        self._expressive = expressive
         self._agreement = LocalAgreement(self.preset.agreement_n, self._starts_word)
         self._word_starts: dict[int, bool] = {}
         self._unsegmented = get_language(self.tgt_lang).unsegmented
@@ -340,14 +355,15 @@ class StreamingSession:
         if self._partial:
             self._partial = ""
             events.append(self._stamp(PartialText, text=""))
+        shown = self._shown_text(segment)
         transcript = None
         if self.src_lang is not None:
-            transcript = segment.committed_text.strip() if self.task is Task.ASR else self._transcribe(encoded, segment)
+            transcript = shown if self.task is Task.ASR else self._transcribe(encoded, segment)
         end = self._stamp(
             SegmentEnd,
             start_s=segment.start_sample / SAMPLE_RATE_HZ,
             end_s=segment.end_sample / SAMPLE_RATE_HZ,
-            text=segment.committed_text.strip(),
+            text=shown,
             transcript=transcript,
         )
         self.segments.append(end)
@@ -363,6 +379,13 @@ class StreamingSession:
         return self._tokenizer.decode(sequence[0], skip_special_tokens=True).strip()
 
     def _commit(self, segment: _Segment, encoded: Encoded, tokens: list[int]) -> list[StreamEvent]:
+        verdict = None
+        if self._commit_check is not None:  # before anything is shown or spoken
+            verdict = self._commit_check.check_commit(encoded, self.tgt_lang, self.src_lang, segment.committed, tokens)
+            if list(verdict.tokens) != tokens:  # re-decoded: the kept hypotheses continue the replaced tokens
+                tokens = list(verdict.tokens)
+                self._agreement.reset()
+            segment.verdicts.append(verdict)
         segment.committed += tokens
         text = self._tokenizer.decode(segment.committed, skip_special_tokens=True)
         if text.startswith(segment.committed_text):
@@ -374,12 +397,39 @@ class StreamingSession:
             if self.segments or self._segment_index:  # later segments continue the running text
                 new_text = " " + new_text
         segment.committed_text = text
-        events: list[StreamEvent] = [self._stamp(CommittedText, text=new_text, token_ids=tuple(tokens))]
+        if verdict is not None:
+            new_text = verdict.shown_text(new_text)
+        report = None if verdict is None else verdict.report
+        events: list[StreamEvent] = [self._stamp(CommittedText, text=new_text, token_ids=tuple(tokens), safety=report)]
         if self.task.speech_output:
-            events.append(self._stamp(SpeechChunk, audio=self._speak(encoded, segment.committed, len(tokens))))
+            audio = self._expressive_speech(encoded, segment, len(tokens))
+            if verdict is not None and verdict.silenced:
+                audio = np.zeros_like(audio)  # same length, so what follows keeps its place
+            events.append(self._stamp(SpeechChunk, audio=audio))
         return events
 
-    def _speak(self, encoded: Encoded, committed: list[int], new_count: int) -> np.ndarray:
+    def _shown_text(self, segment: _Segment) -> str:
+        """The segment's committed text as shown: masked wherever a commit check asked for it."""
+        text = segment.committed_text.strip()
+        for verdict in segment.verdicts:
+            text = verdict.shown_text(text)
+        return text
+
+    def _expressive_speech(self, encoded: Encoded, segment: _Segment, new_count: int) -> np.ndarray:
+        """Speech for the newly committed tokens; with the expressive stage, in the segment's chosen voice and with
+        the prosody of the source audio heard since the previous chunk."""
+        stage = self._expressive
+        if stage is None or not stage.enabled:
+            return self._speak(encoded, segment.committed, new_count, self._speaker_id)
+        if segment.speaker_id is None:
+            segment.speaker_id = stage.speaker_for(segment.audio)
+        voice = self._speaker_id if segment.speaker_id is None else segment.speaker_id
+        speech = self._speak(encoded, segment.committed, new_count, voice)
+        heard = segment.audio[segment.spoken_samples :]
+        segment.spoken_samples = len(segment.windows) * WINDOW_SAMPLES
+        return stage.apply(heard, speech, self.tgt_lang, self.src_lang)
+
+    def _speak(self, encoded: Encoded, committed: list[int], new_count: int, speaker_id: int | None) -> np.ndarray:
         """Speech for the last ``new_count`` committed tokens, from decoder states that saw the whole prefix."""
         translator, gen = self._translator, self._translator.loaded.model.generation_config
         head = [gen.decoder_start_token_id, gen.text_decoder_lang_to_code_id[self.tgt_lang]]
@@ -389,7 +439,7 @@ class StreamingSession:
         first = len(head) + len(committed) - new_count
         phrase_states = torch.cat([states[:, : len(head)], states[:, first:]], dim=1)
         phrase = torch.tensor([[*head, *committed[-new_count:], gen.eos_token_id]], device=device)
-        return translator.synthesize(phrase_states, phrase, self.tgt_lang, self._speaker_id).waveforms[0]
+        return translator.synthesize(phrase_states, phrase, self.tgt_lang, speaker_id).waveforms[0]
 
     # ---- helpers ------------------------------------------------------------------------------------------------
 

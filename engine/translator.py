@@ -236,11 +236,12 @@ class Translator:
         return self.decode(encoded, task, tgt, speaker_id)
 
     def decode(
-        self, encoded: Encoded, task: Task, tgt_lang: str, speaker_id: int | None = None
+        self, encoded: Encoded, task: Task, tgt_lang: str, speaker_id: int | None = None, **generate_kwargs
     ) -> list[TranslationResult]:
-        """Everything after the encoder, for an already validated target language."""
+        """Everything after the encoder, for an already validated target language. ``generate_kwargs`` go to
+        :meth:`generate_text` (the safety stage re-decodes with ``bad_words_ids``)."""
         started = time.perf_counter()
-        sequences = self.generate_text(encoded, tgt_lang)
+        sequences = self.generate_text(encoded, tgt_lang, **generate_kwargs)
         timings = {"encoder": encoded.seconds, "text_decoder": time.perf_counter() - started}
         texts = self.loaded.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         speech = None
