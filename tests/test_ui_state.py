@@ -87,7 +87,8 @@ def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model
     class Request:
         session_hash = "tab-1"
 
-    text, wav = app.translate_text("Good morning.", "eng", "fra", SPEECH_AND_TEXT, Request())
+    text, wav, safety = app.translate_text("Good morning.", "eng", "fra", SPEECH_AND_TEXT, Request())
+    assert safety.startswith("**Safety")
     assert text
     raw = translator.translate(["Good morning."], Task.T2ST, "fra", src_lang="eng")[0].waveform
     expected = app.marker(Request())(raw)

@@ -29,6 +29,7 @@ from engine.streaming import PRESETS, StreamingSession
 from engine.tasks import Task
 from engine.vad import Segmenter, StreamingVad, VadOptions
 from safety.marking import SpeechMarker
+from safety.pipeline import translate_checked
 from safety.watermark import create_watermarker
 from ui.live import LiveRegistry, LiveTranslation
 from ui.runtime import ModelNotReady, ModelRuntime
@@ -46,6 +47,7 @@ CSS = """
 .captions .partial { color: #8a8a8a; font-style: italic; }
 .captions .placeholder { color: #aaaaaa; }
 .notice { color: #a15c00; font-size: 0.9em; }
+.captions .flagged { text-decoration: underline wavy #d97706; }
 """
 
 
@@ -146,7 +148,9 @@ class ParleyApp:
 
     # ---- live -----------------------------------------------------------------------------------------------
 
-    def _new_live(self, src: str, tgt: str, task_label: str, preset: str, mark: SpeechMarker) -> LiveTranslation:
+    def _new_live(
+        self, src: str, tgt: str, task_label: str, preset: str, expressive: bool, mark: SpeechMarker
+    ) -> LiveTranslation:
         translator = self.runtime.translator()
         session = StreamingSession(
             translator,
@@ -155,15 +159,18 @@ class ParleyApp:
             task=_speech_task(task_label),
             preset=preset,
             src_lang=src or None,
+            expressive=self.runtime.expressive() if expressive else None,
+            commit_check=self.runtime.safety(),
         )
         return LiveTranslation(session, mark=mark)
 
-    def live_chunk(self, chunk, src, tgt, task_label, preset, request: gr.Request):
+    def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, request: gr.Request):
         if chunk is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         rate, samples = chunk
         live = self.registry.get(
-            request.session_hash, lambda: self._new_live(src, tgt, task_label, preset, self.marker(request))
+            request.session_hash,
+            lambda: self._new_live(src, tgt, task_label, preset, expressive, self.marker(request)),
         )
         audio = live.push(samples, rate, time.monotonic())
         playback = gr.skip() if audio is None else _as_output_audio(audio)
@@ -188,7 +195,7 @@ class ParleyApp:
 
     # ---- file -----------------------------------------------------------------------------------------------
 
-    def translate_file(self, path, src, tgt, task_label, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+    def translate_file(self, path, src, tgt, task_label, expressive, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         if not path:
             raise gr.Error("Upload or record some audio first.")
         translator = self.runtime.translator()
@@ -201,7 +208,15 @@ class ParleyApp:
             progress(done / total, desc=f"Translated {done} of {total} utterances")
 
         result = translate_recording(
-            translator, segmenter, audio, _speech_task(task_label), tgt, src_lang=src or None, progress=report
+            translator,
+            segmenter,
+            audio,
+            _speech_task(task_label),
+            tgt,
+            src_lang=src or None,
+            progress=report,
+            expressive=self.runtime.expressive() if expressive else None,
+            checker=self.runtime.safety(),
         )
         if result.audio is not None:
             result = dataclasses.replace(result, audio=self.marker(request)(result.audio))
@@ -210,7 +225,13 @@ class ParleyApp:
         wav = next((str(p) for p in written if p.suffix == ".wav"), None)
         transcript = "\n".join(s.transcript for s in result.segments if s.transcript)
         translation = "\n".join(s.text for s in result.segments)
-        return wav, transcript, translation, [str(p) for p in written]
+        flagged = [
+            f"- {s.source.start_s:.1f}–{s.source.end_s:.1f} s: {'; '.join(s.safety.flags)}"
+            for s in result.segments
+            if s.safety is not None and s.safety.flags
+        ]
+        report_md = "**Safety:** nothing flagged." if not flagged else "**Safety flags**\n" + "\n".join(flagged)
+        return wav, transcript, translation, [str(p) for p in written], report_md
 
     # ---- text -----------------------------------------------------------------------------------------------
 
@@ -221,13 +242,17 @@ class ParleyApp:
             raise gr.Error("Choose the language of the text (source language).")
         translator = self.runtime.translator()
         task = Task.T2ST if task_label == SPEECH_AND_TEXT else Task.T2TT
-        results = translator.translate([text.strip()], task, tgt, src_lang=src)
+        result, safety = translate_checked(translator, self.runtime.safety(), [text.strip()], task, tgt, src)[0]
         audio = None
-        if results[0].waveform is not None:
+        if result.waveform is not None:
             folder = Path(tempfile.mkdtemp(prefix="text-", dir=self.work_dir))
-            marked = self.marker(request)(results[0].waveform)
-            audio = str(write_wav(folder / f"translation.{results[0].tgt_lang}.wav", marked))
-        return results[0].text, audio
+            marked = self.marker(request)(result.waveform)
+            audio = str(write_wav(folder / f"translation.{result.tgt_lang}.wav", marked))
+        notes = [f"- {flag}" for flag in safety.flags]
+        if safety.gender is not None and safety.gender.alternative:
+            notes.append(f"- Other gender: {safety.gender.alternative}")
+        report_md = "**Safety:** nothing flagged." if not notes else "**Safety**\n" + "\n".join(notes)
+        return result.text, audio, report_md
 
     # ---- watermark check ------------------------------------------------------------------------------------
 
@@ -285,6 +310,10 @@ class ParleyApp:
                 )  # fmt: skip
                 task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
                 preset = gr.Dropdown(list(PRESETS), value="balanced", label="Latency (live)", elem_id="preset")
+                expressive = gr.Checkbox(
+                    value=True, label="Keep my voice's character (pauses, pace, pitch, loudness, voice)",
+                    elem_id="expressive",
+                )  # fmt: skip
             with gr.Tabs():
                 with gr.Tab("Live", id="live"):
                     mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
@@ -308,12 +337,14 @@ class ParleyApp:
                     with gr.Row():
                         file_transcript = gr.Textbox(label="Transcript", lines=6, elem_id="file-transcript")
                         file_translation = gr.Textbox(label="Translation", lines=6, elem_id="file-translation")
+                    file_safety = gr.Markdown(elem_id="file-safety")
                     file_files = gr.File(label="Downloads", file_count="multiple", elem_id="file-files")
                 with gr.Tab("Text", id="text"):
                     text_in = gr.Textbox(label="Text", lines=4, elem_id="text-in")
                     go_text = gr.Button("Translate", variant="primary", elem_id="text-go")
                     text_out = gr.Textbox(label="Translation", lines=4, elem_id="text-out")
                     text_audio = gr.Audio(label="Spoken translation", interactive=False, elem_id="text-audio")
+                    text_safety = gr.Markdown(elem_id="text-safety")
                 with gr.Tab("Verify watermark", id="verify"):
                     gr.Markdown("Check whether a recording is speech that Parley made, and where in it.")
                     check_in = gr.Audio(sources=["upload"], type="filepath", label="Recording", elem_id="verify-in")
@@ -331,7 +362,7 @@ class ParleyApp:
             live_outputs = [captions, transcript, live_status, speaker]
             mic.stream(
                 _plain_errors(_gpu(self.live_chunk)),
-                inputs=[mic, src, tgt, task, preset],
+                inputs=[mic, src, tgt, task, preset, expressive],
                 outputs=live_outputs,
                 stream_every=0.5,
                 time_limit=self.ui.stream_time_limit_s,
@@ -341,14 +372,14 @@ class ParleyApp:
             clear.click(self.live_clear, outputs=live_outputs)
             go_file.click(
                 _plain_errors(_gpu(self.translate_file)),
-                inputs=[upload, src, tgt, task],
-                outputs=[file_audio, file_transcript, file_translation, file_files],
+                inputs=[upload, src, tgt, task, expressive],
+                outputs=[file_audio, file_transcript, file_translation, file_files, file_safety],
                 **model_event,
             )
             go_text.click(
                 _plain_errors(_gpu(self.translate_text)),
                 inputs=[text_in, src, tgt, task],
-                outputs=[text_out, text_audio],
+                outputs=[text_out, text_audio, text_safety],
                 **model_event,
             )
             go_check.click(

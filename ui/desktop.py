@@ -57,6 +57,8 @@ DESKTOP_TASKS = (Task.S2ST, Task.S2TT, Task.ASR)
 FALLING_BEHIND_S = 3.0
 #: Seconds between status lines when stdout is not a terminal (a terminal gets a live line instead).
 PLAIN_STATUS_EVERY_S = 5.0
+#: Shortest time between two "audio skipped" warnings; the readout and the summary always show the total.
+SKIP_WARNING_EVERY_S = 5.0
 #: How often the main thread checks for a stop, a lost device or a worker error.
 POLL_S = 0.1
 
@@ -612,6 +614,8 @@ class Translating(threading.Thread):
         self._view = view
         self._record = record
         self._playback = playback
+        self._skipped_unwarned = 0  # frames skipped since the last warning
+        self._last_skip_warning = -SKIP_WARNING_EVERY_S
         self.error: Exception | None = None
 
     def run(self) -> None:
@@ -642,13 +646,20 @@ class Translating(threading.Thread):
                 log.info("skipped %d frames at %d Hz (capture buffer full)", block.skipped_before, rate)
                 self._push(run)
                 run = []
-                self._view.warn(
-                    f"skipped {block.skipped_before / rate:.1f} s of audio: the model fell "
-                    f"{self._capture.buffer.capacity_frames / rate:.0f} s behind (silence stands in for it)"
-                )
+                self._warn_skipped(block.skipped_before, rate)
                 self._push([np.zeros(block.skipped_before, dtype=np.float32)])
             run.append(block.samples)
         self._push(run)
+
+    def _warn_skipped(self, frames: int, rate: int) -> None:
+        self._skipped_unwarned += frames
+        if time.monotonic() - self._last_skip_warning >= SKIP_WARNING_EVERY_S:
+            self._last_skip_warning = time.monotonic()
+            self._view.warn(
+                f"skipped {self._skipped_unwarned / rate:.1f} s of audio: the model fell "
+                f"{self._capture.buffer.capacity_frames / rate:.1f} s behind (silence stands in for it)"
+            )
+            self._skipped_unwarned = 0
 
     def _push(self, pieces: list[np.ndarray]) -> None:
         if pieces:
@@ -778,7 +789,7 @@ def _listen(
         worker.start()
         spoken = f", speaking on {playback.device.name!r} ({playback.device.sample_rate_hz} Hz)" if playback else ""
         view.say(f"Listening on {capture.device.name!r} ({capture.device.sample_rate_hz} Hz){spoken}. Ctrl-C stops.")
-        failure = _wait_for_stop(options, stop, capture, playback, worker)
+        failure = wait_for_stop(options, stop, capture, playback, worker)
     finally:
         capture.close()
     if worker.is_alive():
@@ -797,7 +808,7 @@ def _listen(
         playback.wait_until_played(options.max_play_tail_s, stop.hurry)
 
 
-def _wait_for_stop(
+def wait_for_stop(
     options: DesktopOptions, stop: StopRequest, capture: Capture, playback: Playback | None, worker: Translating
 ) -> DeviceError | None:
     """Until Ctrl-C, ``--duration``, a worker error, or a device that stops (returned, to be raised after saving)."""
@@ -854,7 +865,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="s2st speaks the translation (default), s2tt writes it, asr transcribes")  # fmt: skip
     parser.add_argument("--latency", default="balanced", help="streaming preset: low, balanced (default), quality "
                         "or segment (commit only at pauses)")  # fmt: skip
-    parser.add_argument("--expressive", action="store_true", help="keep the speaker's voice (not available yet)")
+    parser.add_argument("--expressive", action="store_true", help="keep the speaker's voice and prosody (accepted; the "
+                        "desktop mode does not apply it yet)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="folder for the session's files (default: out/desktop-DATE-TIME)")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: Ctrl-C)")
     EngineOptions.add_arguments(parser)

@@ -35,7 +35,8 @@ class LiveTranslation:
     stream: StreamingSession
     #: Applied to every piece of translated speech as it arrives (the watermark), before it is played or saved.
     mark: Callable[[np.ndarray], np.ndarray] = lambda audio: audio
-    committed: str = ""
+    #: Committed text in the pieces it arrived in, each with the safety flags raised on it.
+    pieces: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     partial: str = ""
     segments: list[SegmentEnd] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -73,7 +74,8 @@ class LiveTranslation:
     def _apply(self, events: list[StreamEvent]) -> None:
         for event in events:
             if isinstance(event, CommittedText):
-                self.committed += event.text
+                flags = tuple(event.safety.flags) if event.safety is not None else ()
+                self.pieces.append((event.text, flags))
                 self.last_commit_s = event.source_time_s
             elif isinstance(event, PartialText):
                 self.partial = event.text
@@ -98,7 +100,12 @@ class LiveTranslation:
         return '<div class="captions"><span class="placeholder">Translation appears here while you speak.</span></div>'
 
     def captions_html(self) -> str:
-        committed = html.escape(self.committed.strip())
+        committed = "".join(
+            f'<span class="flagged" title="{html.escape("; ".join(flags))}">{html.escape(text)} ⚠</span>'
+            if flags
+            else html.escape(text)
+            for text, flags in self.pieces
+        ).strip()
         partial = html.escape(self.partial.strip())
         parts = [f'<span class="committed">{committed}</span>'] if committed else []
         if partial:
@@ -106,7 +113,8 @@ class LiveTranslation:
         if not parts:
             return self.empty_captions_html()
         body = " ".join(parts)
-        notices = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in self.notices[-3:])
+        flagged = [f"“{text.strip()}”: {'; '.join(flags)}" for text, flags in self.pieces if flags]
+        notices = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *self.notices[-3:]])
         return f'<div class="captions">{body}</div>{notices}'
 
     def transcript_text(self) -> str:

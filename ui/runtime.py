@@ -17,10 +17,12 @@ from enum import Enum
 
 import torch
 
+from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
 from engine.models import load_model
 from engine.options import TINY_MODEL, EngineOptions
 from engine.translator import Translator
 from engine.vad import load_vad_model
+from safety.pipeline import SafetyChecker
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +49,17 @@ class ModelNotReady(RuntimeError):
 
 
 class ModelRuntime:
-    """Holds the loaded :class:`Translator` and the VAD prototype; loads them on a background thread."""
+    """Holds what is built once per model and shared by every request: the :class:`Translator`, the VAD prototype,
+    the safety checker and the expressive stage (whose voice profiles are measured once per model); loads them on a
+    background thread."""
 
     def __init__(self, options: EngineOptions) -> None:
         self._options = options
         self._lock = threading.Lock()
         self._translator: Translator | None = None
         self._vad_model: torch.nn.Module | None = None
+        self._safety: SafetyChecker | None = None
+        self._expressive: ExpressiveStage | None = None
         self._status = ModelStatus(ModelState.LOADING, options.model, "Waiting to load the model…")
         self._thread: threading.Thread | None = None
 
@@ -97,6 +103,14 @@ class ModelRuntime:
             raise ModelNotReady(self._status.message)
         return self._vad_model
 
+    def safety(self) -> SafetyChecker:
+        self.translator()
+        return self._safety
+
+    def expressive(self) -> ExpressiveStage:
+        self.translator()
+        return self._expressive
+
     def _load(self) -> None:
         options = self._options
         started = time.perf_counter()
@@ -111,7 +125,11 @@ class ModelRuntime:
             self._status = ModelStatus(ModelState.FAILED, options.model, message)
             return
         self._vad_model = vad_model
-        self._translator = Translator(loaded, options)
+        translator = Translator(loaded, options)
+        self._safety = SafetyChecker(translator)
+        expressive_options = ExpressiveOptions(cache_dir=options.cache_dir)
+        self._expressive = ExpressiveStage(expressive_options, VoiceMatcher(translator, expressive_options))
+        self._translator = translator
         note = " It produces meaningless output: for trying the interface only." if loaded.is_tiny else ""
         self._status = ModelStatus(
             ModelState.READY,
