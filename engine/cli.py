@@ -8,17 +8,23 @@ Speech tasks (s2st, s2tt, asr) take audio files of any common format; text tasks
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.languages import Capability, UnknownLanguageError, get_language
 from engine.options import EngineOptions
 from engine.tasks import Task
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from engine.hooks import Report, ResultCheck
     from engine.translator import Translator
 
@@ -26,6 +32,16 @@ if TYPE_CHECKING:
 LINE_GAP_S = 0.5
 
 log = logging.getLogger("parley")
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What runs around the translation, chosen here at the edge (the engine imports none of it): safety checks,
+    expressive transfer, and the watermark that every synthetic sample gets before it is written."""
+
+    checker: ResultCheck | None
+    expressive: Any  # engine.expressive.ExpressiveStage | None
+    mark: Callable[[np.ndarray], np.ndarray]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "t2tt text→text, t2st text→speech")  # fmt: skip
     translate.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
     translate.add_argument("--quiet", action="store_true", help="no progress bar")
+    translate.add_argument(
+        "--expressive",
+        action="store_true",
+        help="keep the speaker's pauses, pace, pitch, loudness and voice in the translated speech",
+    )
     translate.add_argument(
         "--no-safety",
         action="store_true",
@@ -79,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             get_language(args.tgt, Capability.SPEECH_OUTPUT)
         translator = _load(EngineOptions.from_args(args))
         tgt = translator.check_target(args.src if task is Task.ASR else args.tgt, task.speech_output)
-        checker = None if args.no_safety else _safety_checker(translator, args.filter_toxicity)
+        stages = _stages(translator, args)
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -88,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for name in args.inputs:
         try:
-            paths, flagged = _translate_one(translator, name, task, tgt, args.src, args.out, args.quiet, checker)
+            paths, flagged = _translate_one(translator, name, task, tgt, args.src, args.out, args.quiet, stages)
         except (AudioError, UnknownLanguageError, OSError, UnicodeDecodeError) as e:
             print(f"{name}: error: {e}", file=sys.stderr)
             failures += 1
@@ -113,11 +134,22 @@ def _load(options: EngineOptions) -> Translator:
     return Translator(load_model(options), options)
 
 
-def _safety_checker(translator: Translator, filter_toxicity: bool) -> ResultCheck:
-    """The safety stage, created here at the edge so that the engine never imports it."""
+def _stages(translator: Translator, args: argparse.Namespace) -> Stages:
+    from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
+    from safety.marking import SpeechMarker
     from safety.pipeline import SafetyChecker, SafetyOptions
+    from safety.watermark import create_watermarker
 
-    return SafetyChecker(translator, SafetyOptions(filter_source_toxicity=filter_toxicity))
+    checker = None
+    if not args.no_safety:
+        checker = SafetyChecker(translator, SafetyOptions(filter_source_toxicity=args.filter_toxicity))
+    expressive = None
+    if args.expressive:
+        options = ExpressiveOptions(cache_dir=translator.options.cache_dir)
+        expressive = ExpressiveStage(options, VoiceMatcher(translator, options))
+    deployment = int(os.environ.get("PARLEY_DEPLOYMENT_ID", "0"))
+    run = f"cli-{os.getpid()}-{os.urandom(4).hex()}"  # one session id per run
+    return Stages(checker, expressive, SpeechMarker.for_session(create_watermarker(), deployment, run))
 
 
 def _write_safety(out: Path, stem: str, tgt: str, items: list[tuple[str, str, Report]]) -> tuple[Path, list[str]]:
@@ -137,12 +169,12 @@ def _translate_one(
     src: str | None,
     out: Path,
     quiet: bool,
-    checker: ResultCheck | None,
+    stages: Stages,
 ) -> tuple[list[Path], list[str]]:
     """Translate one input; returns the paths written and the safety summary of each flagged item."""
     stem = "stdin" if name == "-" else Path(name).stem
     if not task.speech_input:
-        return _translate_text(translator, name, task, tgt, src, out, stem, checker)
+        return _translate_text(translator, name, task, tgt, src, out, stem, stages)
     from tqdm import tqdm
 
     from engine.audio import load_audio
@@ -158,9 +190,13 @@ def _translate_one(
             bar.total = total
             bar.update(done - bar.n)
 
-        result = translate_recording(translator, segmenter, audio, task, tgt, src, progress, checker=checker)
+        result = translate_recording(
+            translator, segmenter, audio, task, tgt, src, progress, expressive=stages.expressive, checker=stages.checker
+        )
+    if result.audio is not None:
+        result = dataclasses.replace(result, audio=stages.mark(result.audio))
     written = write_outputs(result, out, stem)
-    if checker is None:
+    if stages.checker is None:
         return written, []
     items = [
         (f"utterance {i} ({s.source.start_s:.1f}-{s.source.end_s:.1f} s)", s.text, s.safety)
@@ -179,7 +215,7 @@ def _translate_text(
     src: str | None,
     out: Path,
     stem: str,
-    checker: ResultCheck | None,
+    stages: Stages,
 ) -> tuple[list[Path], list[str]]:
     import numpy as np
 
@@ -189,12 +225,12 @@ def _translate_text(
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise AudioError("The text input is empty.")  # same plain-words error path as empty audio
-    if checker is None:
+    if stages.checker is None:
         results, reports = translator.translate(lines, task, tgt, src_lang=src), []
     else:
         from safety.pipeline import translate_checked
 
-        checked = translate_checked(translator, checker, lines, task, tgt, src)
+        checked = translate_checked(translator, stages.checker, lines, task, tgt, src)
         results, reports = [r for r, _ in checked], [report for _, report in checked]
     out.mkdir(parents=True, exist_ok=True)
     text_path = out / f"{stem}.{tgt}.txt"
@@ -203,8 +239,8 @@ def _translate_text(
     if task.speech_output:
         gap = np.zeros(int(LINE_GAP_S * SAMPLE_RATE_HZ), dtype=np.float32)
         pieces = [piece for r in results for piece in (r.waveform, gap)][:-1]
-        written.append(write_wav(out / f"{stem}.{tgt}.wav", np.concatenate(pieces)))
-    if checker is None:
+        written.append(write_wav(out / f"{stem}.{tgt}.wav", stages.mark(np.concatenate(pieces))))
+    if stages.checker is None:
         return written, []
     items = [(f"line {i}", r.text, report) for i, (r, report) in enumerate(zip(results, reports, strict=True), 1)]
     path, flagged = _write_safety(out, stem, tgt, items)

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng libportaudio2 libsndfile1 sox chromium)
+APT_PACKAGES=(ffmpeg espeak-ng libportaudio2 libsndfile1 sox chromium pulseaudio pulseaudio-utils)
 PYTHON=${PYTHON:-python3}
 
 sudo_cmd=()

@@ -26,14 +26,15 @@ translated until then is still written); 2 for bad usage or a model that cannot 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
+import os
 import shutil
 import signal
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -84,7 +85,7 @@ class DesktopOptions:
     #: PortAudio device index or name substring; None is the system default.
     input_device: str | None = None
     output_device: str | None = None
-    #: Asked-for expressive voice transfer (not wired into the desktop mode yet).
+    #: Keep the speaker's pauses, pace, pitch, loudness and voice (the expressive stage).
     expressive: bool = False
     #: Folder the session's text, subtitles and audio are written to.
     out_dir: Path = field(default_factory=lambda: Path("out") / time.strftime("desktop-%Y%m%d-%H%M%S"))
@@ -607,9 +608,12 @@ class Translating(threading.Thread):
         view: TerminalView,
         record: SessionRecord,
         playback: Playback | None,
+        mark: Callable[[np.ndarray], np.ndarray],
     ) -> None:
+        """``mark`` (the watermark) is applied to every piece of translated speech before it is played or saved."""
         super().__init__(name="translating", daemon=True)
         self._session = session
+        self._mark = mark
         self._capture = capture
         self._view = view
         self._record = record
@@ -674,12 +678,15 @@ class Translating(threading.Thread):
         for event in events:
             if isinstance(event, CommittedText):
                 self._view.committed(event.text)
+                for flag in event.safety.flags if event.safety is not None else ():
+                    self._view.flag(f"“{event.text.strip()}”: {flag}")
             elif isinstance(event, PartialText):
                 self._view.partial(event.text)
             elif isinstance(event, SpeechChunk):
-                self._record.add_speech(event.source_time_s, event.audio, event.sample_rate_hz)
+                audio = self._mark(event.audio)
+                self._record.add_speech(event.source_time_s, audio, event.sample_rate_hz)
                 if self._playback is not None:
-                    self._playback.play(event.audio, event.sample_rate_hz)
+                    self._playback.play(audio, event.sample_rate_hz)
             elif isinstance(event, SegmentEnd):
                 self._view.segment(event.start_s, event.end_s, event.text, event.transcript)
             elif isinstance(event, Notice):
@@ -716,15 +723,23 @@ class StopRequest:
         (self.hurry if self.requested.is_set() else self.requested).set()
 
 
-def start_session(options: DesktopOptions, engine_options: EngineOptions) -> StreamingSession:
-    """Load the model and the VAD, and open the streaming session (the slow part: seconds to minutes)."""
+def start_session(
+    options: DesktopOptions, engine_options: EngineOptions
+) -> tuple[StreamingSession, Callable[[np.ndarray], np.ndarray]]:
+    """Load the model and the VAD, and open the streaming session (the slow part: seconds to minutes) with the
+    safety check on every commit and, when asked, the expressive stage; returns it with the watermark marker that
+    every piece of its speech goes through."""
     import transformers
 
+    from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
     from engine.languages import UnknownLanguageError
     from engine.models import ModelUnavailableError, load_model
     from engine.streaming import PRESETS, StreamingSession
     from engine.translator import Translator
     from engine.vad import StreamingVad, load_vad_model
+    from safety.marking import SpeechMarker
+    from safety.pipeline import SafetyChecker
+    from safety.watermark import create_watermarker
 
     if options.latency not in PRESETS:
         raise SetupError(f"Unknown --latency {options.latency!r}; choose one of {', '.join(PRESETS)}.")
@@ -732,7 +747,11 @@ def start_session(options: DesktopOptions, engine_options: EngineOptions) -> Str
     transformers.logging.disable_progress_bar()
     try:
         translator = Translator(load_model(engine_options), engine_options)
-        return StreamingSession(
+        expressive = None
+        if options.expressive:
+            expressive_options = ExpressiveOptions(cache_dir=engine_options.cache_dir)
+            expressive = ExpressiveStage(expressive_options, VoiceMatcher(translator, expressive_options))
+        session = StreamingSession(
             translator,
             StreamingVad.for_new_stream(load_vad_model()),
             tgt_lang=options.tgt_lang or options.src_lang,
@@ -740,7 +759,12 @@ def start_session(options: DesktopOptions, engine_options: EngineOptions) -> Str
             preset=options.latency,
             src_lang=options.src_lang,
             speaker_id=engine_options.speaker_id,
+            expressive=expressive,
+            commit_check=SafetyChecker(translator),
         )
+        deployment = int(os.environ.get("PARLEY_DEPLOYMENT_ID", "0"))
+        run_key = f"desktop-{os.getpid()}-{os.urandom(4).hex()}"  # one session id per run
+        return session, SpeechMarker.for_session(create_watermarker(), deployment, run_key)
     except (ModelUnavailableError, UnknownLanguageError) as e:
         raise SetupError(str(e)) from e
 
@@ -753,18 +777,15 @@ def run(options: DesktopOptions, engine_options: EngineOptions, view: TerminalVi
     """
     mic = find_device(options.input_device, "input")
     speakers = find_device(options.output_device, "output") if options.task.speech_output else None
-    if options.expressive:
-        found = importlib.util.find_spec("engine.expressive") is not None
-        view.say("expressive: " + ("found, but not used by the desktop mode yet" if found else "not available yet"))
     with StopRequest() as stop:
         view.say(f"Loading the model {engine_options.model}…")
-        session = start_session(options, engine_options)
+        session, mark = start_session(options, engine_options)
         if stop.requested.is_set():
             view.say("Stopped before listening; nothing was recorded.")
             return EXIT_OK
         playback = Playback(speakers) if speakers else None
         try:
-            _listen(options, session, Capture(mic, options.max_backlog_s), playback, view, stop)
+            _listen(options, session, mark, Capture(mic, options.max_backlog_s), playback, view, stop)
         finally:
             if playback is not None:
                 playback.close()
@@ -774,6 +795,7 @@ def run(options: DesktopOptions, engine_options: EngineOptions, view: TerminalVi
 def _listen(
     options: DesktopOptions,
     session: StreamingSession,
+    mark: Callable[[np.ndarray], np.ndarray],
     capture: Capture,
     playback: Playback | None,
     view: TerminalView,
@@ -781,7 +803,7 @@ def _listen(
 ) -> None:
     """Capture, translate and play until a stop; then translate what was captured, save, and let playback end."""
     record = SessionRecord(options.task, options.src_lang)
-    worker = Translating(session, capture, view, record, playback)
+    worker = Translating(session, capture, view, record, playback, mark)
     try:
         if playback is not None:
             playback.start()
@@ -865,8 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="s2st speaks the translation (default), s2tt writes it, asr transcribes")  # fmt: skip
     parser.add_argument("--latency", default="balanced", help="streaming preset: low, balanced (default), quality "
                         "or segment (commit only at pauses)")  # fmt: skip
-    parser.add_argument("--expressive", action="store_true", help="keep the speaker's voice and prosody (accepted; the "
-                        "desktop mode does not apply it yet)")  # fmt: skip
+    parser.add_argument("--expressive", action="store_true", help="keep the speaker's pauses, pace, pitch, loudness "
+                        "and voice in the translated speech")  # fmt: skip
     parser.add_argument("--out", type=Path, help="folder for the session's files (default: out/desktop-DATE-TIME)")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: Ctrl-C)")
     EngineOptions.add_arguments(parser)
