@@ -16,6 +16,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from engine.audio import load_audio, write_wav
 from engine.options import EngineOptions
+from safety.marking import SpeechMarker
+from safety.watermark import create_watermarker
 from tests.conftest import TEST_CACHE, espeak, recording
 from tests.test_browser import BROWSER_FLAGS, free_port, record
 from ui.app import ParleyApp, UiOptions, launch
@@ -62,6 +64,14 @@ def main() -> None:
         page.locator("#text-go").click()
         expect(page.locator("#text-out textarea")).not_to_have_value("", timeout=60_000)
         page.screenshot(path=str(OUT / "text.png"), full_page=True)
+
+        marked = write_wav(work / "marked.wav", SpeechMarker.for_session(create_watermarker(), 7, "demo")(utts[0]))
+        page.get_by_role("tab", name="Verify watermark").click()
+        page.locator("#verify-in input[type=file]").set_input_files(str(marked))
+        page.locator("#verify-go").click()
+        expect(page.locator("#verify-result")).to_contain_text("Watermark found", timeout=60_000)
+        page.wait_for_timeout(1000)  # let the plot draw
+        page.screenshot(path=str(OUT / "verify.png"), full_page=True)
         browser.close()
     demo.close()
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))} to {OUT}")
