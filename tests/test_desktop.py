@@ -159,7 +159,27 @@ def test_live_session_captions_speaks_and_saves_on_ctrl_c(pulse, speech, tmp_pat
     assert np.sqrt(np.mean(played**2)) > 1e-3, "no translated speech reached the output device"
 
 
-def test_unplugged_microphone_is_a_plain_error_and_the_session_is_kept(pulse, speech, tmp_path):
+def pull_our_stream(env: dict[str, str], pid: int) -> None:
+    """Kill the PulseAudio source output of process ``pid``, as unplugging the device does; PortAudio ends it."""
+    ours = [
+        block.split()[0].lstrip("#")
+        for block in subprocess.run(
+            ["pactl", "list", "source-outputs"], env=env, capture_output=True, text=True, check=True
+        ).stdout.split("Source Output ")
+        if f'application.process.id = "{pid}"' in block
+    ]
+    assert len(ours) == 1
+    subprocess.run(["pacmd", "kill-source-output", ours[0]], env=env, check=True)
+
+
+def suspend_the_microphone(env: dict[str, str], pid: int) -> None:
+    """Suspend the microphone's sink: the stream stays open and silently delivers nothing, neither calling back
+    nor ending (what ALSA's pulse plugin can also do when a device goes away)."""
+    subprocess.run(["pactl", "suspend-sink", MIC_SINK, "1"], env=env, check=True)
+
+
+@pytest.mark.parametrize("lose", [pull_our_stream, suspend_the_microphone], ids=["unplugged", "stalled"])
+def test_lost_microphone_is_a_plain_error_and_the_session_is_kept(pulse, speech, tmp_path, lose):
     out, stdout = tmp_path / "session", tmp_path / "stdout.txt"
     with stdout.open("w") as out_file:
         proc = desktop(pulse, "--model", "tiny", "--task", "asr", "--src", "eng", "--expressive", "--out", str(out),
@@ -167,18 +187,11 @@ def test_unplugged_microphone_is_a_plain_error_and_the_session_is_kept(pulse, sp
         try:
             wait_for(stdout, r"^Listening on 'default'", proc)
             subprocess.run(["paplay", "-d", MIC_SINK, str(speech)], env=pulse, check=True, timeout=30)
-            ours = [
-                block.split()[0].lstrip("#")
-                for block in subprocess.run(
-                    ["pactl", "list", "source-outputs"], env=pulse, capture_output=True, text=True, check=True
-                ).stdout.split("Source Output ")
-                if f'application.process.id = "{proc.pid}"' in block
-            ]
-            assert len(ours) == 1
-            subprocess.run(["pacmd", "kill-source-output", ours[0]], env=pulse, check=True)  # as if unplugged
+            lose(pulse, proc.pid)
             _, errors = proc.communicate(timeout=60)
         finally:
             proc.kill()
+            subprocess.run(["pactl", "suspend-sink", MIC_SINK, "0"], env=pulse, check=True)
     assert proc.returncode == 1
     assert "Traceback" not in errors
     ours_lines = [line for line in errors.splitlines() if line.startswith("error:")]

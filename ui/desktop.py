@@ -62,6 +62,13 @@ PLAIN_STATUS_EVERY_S = 5.0
 SKIP_WARNING_EVERY_S = 5.0
 #: How often the main thread checks for a stop, a lost device or a worker error.
 POLL_S = 0.1
+#: An input stream that delivers nothing for this long counts as stopped: some backends (ALSA's PulseAudio plugin)
+#: neither call back nor end the stream when the device goes away or is suspended.
+INPUT_STALL_S = 5.0
+#: The first block may take longer (measured up to 1.8 s through ALSA's PulseAudio plugin on an idle machine).
+INPUT_START_LIMIT_S = 20.0
+#: Longest wait for PortAudio to close a stream whose device is gone; after it the process exits without it.
+CLOSE_LIMIT_S = 5.0
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
 
@@ -266,6 +273,16 @@ class CaptureBuffer:
             return self._queued
 
 
+def close_stream(stream: Any, device: AudioDevice) -> None:
+    """Close a PortAudio stream, waiting at most :data:`CLOSE_LIMIT_S`: closing a stream whose device vanished can
+    block inside the backend, and a stuck close must not keep the session from being saved."""
+    closing = threading.Thread(target=stream.close, name=f"close {device.name}", daemon=True)
+    closing.start()
+    closing.join(CLOSE_LIMIT_S)
+    if closing.is_alive():
+        log.warning("the audio system did not close %r within %.0f s; leaving it", device.name, CLOSE_LIMIT_S)
+
+
 class Capture:
     """The microphone: a PortAudio input stream at the device's native rate, mono, feeding a :class:`CaptureBuffer`."""
 
@@ -275,6 +292,7 @@ class Capture:
         self.overflows = 0  # times PortAudio itself lost input (the system was too slow to call us)
         self._stopping = False
         self._ended = threading.Event()
+        self._started = self._last_block = 0.0  # monotonic times; _last_block stays 0 until the first block
         sd = portaudio()
         try:
             self._stream = sd.InputStream(
@@ -291,19 +309,29 @@ class Capture:
         log.info("input %r at %d Hz, latency %.3f s", device.name, device.sample_rate_hz, self._stream.latency)
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        self._last_block = time.monotonic()
         if status.input_overflow:
             self.overflows += 1
         self.buffer.offer(indata[:, 0].copy())
 
     def start(self) -> None:
+        self._started = time.monotonic()
         try:
             self._stream.start()
         except portaudio().PortAudioError as e:
             raise DeviceError(f"Could not start the input device {self.device.name!r}: {e}") from e
 
     def check(self) -> None:
-        """Raise :class:`DeviceError` when the stream ended without being asked to (device unplugged, server gone)."""
-        if self._ended.is_set() and not self._stopping:
+        """Raise :class:`DeviceError` when the stream ended without being asked to, or delivered nothing for
+        :data:`INPUT_STALL_S` (device unplugged or suspended, server gone)."""
+        if self._stopping:
+            return
+        now = time.monotonic()
+        if self._last_block:
+            stalled = now - self._last_block > INPUT_STALL_S
+        else:
+            stalled = now - self._started > INPUT_START_LIMIT_S
+        if self._ended.is_set() or stalled:
             raise DeviceError(f"The input device {self.device.name!r} stopped delivering audio (unplugged?).")
 
     @property
@@ -319,7 +347,7 @@ class Capture:
         """Stop capturing (errors of a device already gone are ignored) and close the buffer, so the reader knows
         that what is left is all there is."""
         self._stopping = True
-        self._stream.close()
+        close_stream(self._stream, self.device)
         self.buffer.close()
 
 
@@ -402,7 +430,7 @@ class Playback:
     def close(self) -> None:
         """Stop playing; errors of a device already gone are ignored."""
         self._stopping = True
-        self._stream.close()
+        close_stream(self._stream, self.device)
 
 
 # ---- terminal view ----------------------------------------------------------------------------------------------
