@@ -81,13 +81,15 @@ def decode_payloads(soft: np.ndarray) -> list[tuple[int | None, np.ndarray]]:
 
 
 def _convolve(info: np.ndarray) -> np.ndarray:
-    """Rate-1/2 convolutional encoding of 0/1 bits; the output interleaves the two generator streams."""
-    out = np.empty(info.size * len(GENERATORS), dtype=np.int8)
-    register = 0
-    for i, bit in enumerate(info):
-        register = ((register << 1) | int(bit)) & ((1 << CONSTRAINT_LENGTH) - 1)
-        for j, generator in enumerate(GENERATORS):
-            out[i * len(GENERATORS) + j] = bin(register & generator).count("1") & 1
+    """Rate-1/2 convolutional encoding of 0/1 bits; the output interleaves the two generator streams.
+
+    Generator bit k taps the input k steps back (bit 0 is the current input), as in a shift register.
+    """
+    bits = np.asarray(info, dtype=np.int64)
+    out = np.empty(bits.size * len(GENERATORS), dtype=np.int8)
+    for j, generator in enumerate(GENERATORS):
+        taps = (generator >> np.arange(CONSTRAINT_LENGTH)) & 1
+        out[j :: len(GENERATORS)] = np.convolve(bits, taps)[: bits.size] & 1
     return out
 
 
@@ -117,10 +119,13 @@ def _viterbi(soft: np.ndarray) -> np.ndarray:
     metric = np.full((batch, _STATES), -np.inf)
     metric[:, 0] = 0.0
     choices = np.empty((steps, batch, _STATES), dtype=np.int64)
+    first, second = predecessors[:, 0], predecessors[:, 1]
     for step in range(steps):
-        candidates = metric[:, predecessors] + branch[step]
-        choices[step] = np.argmax(candidates, axis=2)
-        metric = np.take_along_axis(candidates, choices[step][..., None], axis=2)[..., 0]
+        via_first = metric[:, first] + branch[step, :, :, 0]
+        via_second = metric[:, second] + branch[step, :, :, 1]
+        choice = via_second > via_first
+        choices[step] = choice
+        metric = np.where(choice, via_second, via_first)
     state = np.zeros(batch, dtype=np.int64)  # the zero tail brings the encoder back to state 0
     info = np.empty((batch, steps), dtype=np.int8)
     rows = np.arange(batch)

@@ -111,6 +111,15 @@ def test_quality_snr_bound(speech, marked):
     assert _snr_db(speech, marked) >= 25.0
 
 
+def test_energy_budget_holds_on_every_prefix(watermarker, speech, marked):
+    """Unused budget carries forward, but never ahead of the signal: every prefix stays within max_mark_db."""
+    bound_db = -watermarker.options.max_mark_db
+    segment = watermarker.options.segment_columns * watermarker.options.column_samples
+    for end in range(segment, speech.size, segment):
+        if np.any(marked[:end] != speech[:end]):
+            assert _snr_db(speech[:end], marked[:end]) >= bound_db
+
+
 def test_streaming_equals_whole_signal(watermarker, speech, marked):
     rng = np.random.default_rng(0)
     stream = watermarker.stream(PAYLOAD)
@@ -267,3 +276,14 @@ def test_audioseal_backend_round_trip(speech):
     backend = create_watermarker("audioseal")
     result = backend.detect(backend.embed(speech, SAMPLE_RATE_HZ, PAYLOAD), SAMPLE_RATE_HZ)
     assert result.detected and result.payload == PAYLOAD & 0xFFFF
+
+
+def test_chips_cancel_static_host_structure(watermarker):
+    """Every symbol's chips sum to zero along time in each band: a spectral pattern that holds over a symbol's
+    columns (such as voice harmonics) adds nothing to its correlation; and they alternate along frequency."""
+    layout = watermarker._layout
+    assert np.allclose(layout.kernel.sum(axis=0), 0.0)
+    for symbol in range(layout.kernel.shape[2]):
+        bands = np.flatnonzero(layout.kernel[0, :, symbol])
+        assert bands.size >= 3 and np.all(np.diff(bands) == 1)
+        assert np.all(layout.kernel[0, bands[1:], symbol] == -layout.kernel[0, bands[:-1], symbol])
