@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine.audio import SAMPLE_RATE_HZ
+from engine.audio import SAMPLE_RATE_HZ, load_audio
 from engine.tasks import Task
+from safety.watermark import create_watermarker
 from tests.conftest import REPO, TEST_CACHE, espeak, parse_subtitles
 from ui.desktop import (
     AudioDevice,
@@ -122,7 +123,18 @@ def speech(tmp_path_factory) -> Path:
     return espeak("Good morning and welcome to the live translation test.", tmp_path_factory.mktemp("d") / "s.wav")
 
 
-def test_live_session_captions_speaks_and_saves_on_ctrl_c(pulse, speech, tmp_path):
+@pytest.fixture(scope="module")
+def long_speech(tmp_path_factory) -> Path:
+    """About ten seconds of English in two sentences: enough translated speech for the watermark's payload (one
+    period is 1.92 s; the tiny model says less than it hears)."""
+    text = (
+        "Good morning and welcome to the live translation test. Today we will talk for a little while longer, so "
+        "that the translation has plenty to say about the weather, the trains and the market."
+    )
+    return espeak(text, tmp_path_factory.mktemp("d") / "long.wav")
+
+
+def test_live_session_captions_speaks_and_saves_on_ctrl_c(pulse, long_speech, tmp_path):
     out = tmp_path / "session"
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     recorded = tmp_path / "speakers.wav"
@@ -134,7 +146,7 @@ def test_live_session_captions_speaks_and_saves_on_ctrl_c(pulse, speech, tmp_pat
                        "--output-device", "pulse", "--out", str(out), stdout=out_file, stderr=err_file)  # fmt: skip
         try:
             wait_for(stdout, r"^Listening on 'pulse' \(\d+ Hz\), speaking on 'pulse'", proc)
-            subprocess.run(["paplay", "-d", MIC_SINK, str(speech)], env=pulse, check=True, timeout=30)
+            subprocess.run(["paplay", "-d", MIC_SINK, str(long_speech)], env=pulse, check=True, timeout=60)
             wait_for(stdout, r"^segment [\d.]+-[\d.]+ s: \S", proc, timeout_s=60)  # the pause after it ends it
             proc.send_signal(signal.SIGINT)
             assert proc.wait(60) == 0, stderr.read_text()
@@ -157,6 +169,10 @@ def test_live_session_captions_speaks_and_saves_on_ctrl_c(pulse, speech, tmp_pat
 
     played, _ = sf.read(recorded, always_2d=True)  # only Parley plays into the speakers' sink
     assert np.sqrt(np.mean(played**2)) > 1e-3, "no translated speech reached the output device"
+    # The speakers' recording, resampled by PulseAudio on the way, and the saved file both carry the run's mark.
+    for path in (recorded, out / "translation.wav"):
+        found = create_watermarker().detect(load_audio(path), SAMPLE_RATE_HZ)
+        assert found.detected and found.payload is not None, f"no watermark in {path.name}"
 
 
 def pull_our_stream(env: dict[str, str], pid: int) -> None:
@@ -302,8 +318,8 @@ def test_skipped_audio_is_shown_and_replaced_by_silence_of_the_same_length():
         capture.buffer.offer(np.ones(1000, dtype=np.float32))
     capture.buffer.offer(np.ones(0, dtype=np.float32))
     capture.buffer.close()
-    view, record = TerminalView(screen, tty=False), SessionRecord(Task.S2TT, None)
-    worker = Translating(session, capture, view, record, None, mark=lambda audio: audio)
+    view, record = TerminalView(screen, tty=False), SessionRecord(Task.S2TT, None, lambda audio, at: audio)
+    worker = Translating(session, capture, view, record, None)
     worker.run()
     assert worker.error is None and session.finished
     assert sum(n for n, _ in session.pushed) == 5000  # the session's clock still matches the speaker's

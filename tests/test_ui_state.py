@@ -7,7 +7,8 @@ from engine.audio import SAMPLE_RATE_HZ
 from engine.options import EngineOptions
 from engine.streaming import StreamingSession
 from engine.vad import StreamingVad
-from ui.live import LiveRegistry, LiveTranslation, _timeline
+from safety.marking import MarkedTimeline
+from ui.live import LiveRegistry, LiveTranslation
 from ui.runtime import ModelNotReady, ModelRuntime, ModelState
 
 
@@ -45,7 +46,7 @@ def test_speech_is_handed_out_one_piece_after_another(translator, vad_model, hel
     rest = state.finish(now=clock + 100)
     pieces = [p for _, p in handed] + ([rest] if rest is not None else [])
     total = sum(p.size for p in pieces)
-    assert total == sum(a.size for _, a in state.speech) > 0  # every sample of speech is played exactly once
+    assert total == state.speech.speech_samples > 0  # every sample of speech is played exactly once
     assert state.finish(now=clock + 200) is None
 
 
@@ -55,7 +56,10 @@ def test_downloads_and_timeline(translator, vad_model, hello_audio, tmp_path):
     state.finish(now=1.0)
     names = {p.name for p in state.write_downloads(tmp_path)}
     assert {"translation.txt", "translation.srt", "translation.vtt", "translation.wav"} <= names
-    timeline = _timeline([(1.0, np.ones(8000, np.float32)), (1.2, np.ones(8000, np.float32))])
+    placed = MarkedTimeline(lambda audio, at_sample: audio)
+    placed.add(1.0, np.ones(8000, np.float32))
+    placed.add(1.2, np.ones(8000, np.float32))
+    timeline = placed.audio()
     assert timeline.size == SAMPLE_RATE_HZ + 16000  # the second piece waits for the first instead of overlapping
     assert not timeline[:SAMPLE_RATE_HZ].any()
 
@@ -99,8 +103,14 @@ def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model
     seen = []
     state = LiveTranslation(
         StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "jpn", task="s2st"),
-        mark=lambda audio: seen.append(audio.size) or audio * 0.5,
+        mark=lambda audio, at_sample: seen.append((audio.size, at_sample)) or audio * 0.5,
     )
-    state.push(np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)]), SAMPLE_RATE_HZ, now=0.0)
-    state.finish(now=100.0)
-    assert seen and [a.size for _, a in state.speech] == seen  # every piece went through the marker
+    played = state.push(np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)]), SAMPLE_RATE_HZ, now=0.0)
+    rest = state.finish(now=100.0)
+    played = [p for p in (played, rest) if p is not None]
+    assert played and state.speech.speech_samples == sum(p.size for p in played)
+    # Every piece went through the marker twice: for the saved file and, joined as handed out, for the player,
+    # each at its position on that output's own timeline (the player's pieces follow each other).
+    assert sum(size for size, _ in seen) == 2 * state.speech.speech_samples
+    starts = np.cumsum([0] + [p.size for p in played[:-1]])
+    assert all((p.size, int(start)) in seen for p, start in zip(played, starts, strict=True))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import signal
@@ -53,6 +54,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Marks 16 kHz speech that starts at the given sample of its output's timeline (a safety.marking.SpeechMarker).
+SpeechMarking = Callable[[np.ndarray, int], np.ndarray]
+
 DESKTOP_TASKS = (Task.S2ST, Task.S2TT, Task.ASR)
 #: Seconds behind the speaker above which the readout says the model is not keeping up.
 FALLING_BEHIND_S = 3.0
@@ -62,6 +66,9 @@ PLAIN_STATUS_EVERY_S = 5.0
 SKIP_WARNING_EVERY_S = 5.0
 #: How often the main thread checks for a stop, a lost device or a worker error.
 POLL_S = 0.1
+#: Head start given to a piece of speech scheduled on an idle speaker: time to mark and resample it before the
+#: callback reaches its start (marking a piece takes milliseconds).
+SCHEDULE_AHEAD_S = 0.1
 #: An input stream that delivers nothing for this long counts as stopped: some backends (ALSA's PulseAudio plugin)
 #: neither call back nor end the stream when the device goes away or is suspended.
 INPUT_STALL_S = 5.0
@@ -355,15 +362,23 @@ class Capture:
 
 
 class Playback:
-    """Translated speech to an output device as it arrives: 16 kHz pieces, resampled to the device's native rate,
-    played back to back from a queue by PortAudio's callback; silence when the queue is empty."""
+    """Translated speech to an output device as it arrives: 16 kHz pieces, marked, resampled to the device's
+    native rate and played back to back by PortAudio's callback; silence when there is nothing to play.
 
-    def __init__(self, device: AudioDevice) -> None:
+    The callback counts every frame it writes, silence included: that count is the speaker's timeline. Each piece
+    is scheduled at a frame of that timeline before it is marked, and marked at that position (see
+    :mod:`safety.marking`), so everything the speaker plays carries one continuous watermark.
+    """
+
+    def __init__(self, device: AudioDevice, mark: SpeechMarking) -> None:
         self.device = device
+        self._mark = mark
         self._lock = threading.Lock()
-        self._pieces: deque[np.ndarray] = deque()
-        self._offset = 0  # frames of the first piece already played
-        self._pending = 0  # frames queued and not yet played
+        self._pieces: deque[tuple[int, np.ndarray]] = deque()  # (start frame, samples at the device rate)
+        self._clock = 0  # frames written to the device so far
+        self._end = 0  # frame at which the last scheduled piece ends
+        # Piece starts are whole multiples of this many frames, which is a whole number of 16 kHz samples.
+        self._grid = device.sample_rate_hz // math.gcd(device.sample_rate_hz, SAMPLE_RATE_HZ)
         self._stopping = False
         self._ended = threading.Event()
         sd = portaudio()
@@ -386,33 +401,40 @@ class Playback:
         except portaudio().PortAudioError as e:
             raise DeviceError(f"Could not start the output device {self.device.name!r}: {e}") from e
 
-    def play(self, audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> None:
-        """Queue speech; it starts as soon as everything queued before it has played."""
-        piece = resample(np.asarray(audio, dtype=np.float32), sample_rate_hz, self.device.sample_rate_hz)
+    def play(self, audio: np.ndarray) -> None:
+        """Mark and queue 16 kHz speech; it starts when everything queued before it has played, or right away
+        (:data:`SCHEDULE_AHEAD_S` from now) when the speaker is idle."""
+        rate = self.device.sample_rate_hz
         with self._lock:
-            self._pieces.append(np.clip(piece, -1.0, 1.0))
-            self._pending += piece.shape[0]
+            start = max(self._end, self._clock + round(SCHEDULE_AHEAD_S * rate))
+        start = -(-start // self._grid) * self._grid
+        marked = self._mark(np.asarray(audio, dtype=np.float32), start * SAMPLE_RATE_HZ // rate)
+        piece = np.clip(resample(marked, SAMPLE_RATE_HZ, rate), -1.0, 1.0)
+        with self._lock:
+            if start < self._clock:  # marking took longer than the head start: play now, off the mark's phase
+                log.warning("playback was %.3f s late for a piece", (self._clock - start) / rate)
+                start = self._clock
+            self._pieces.append((start, piece))
+            self._end = start + piece.shape[0]
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        filled = 0
+        outdata.fill(0.0)
         with self._lock:
-            while filled < frames and self._pieces:
-                piece = self._pieces[0]
-                n = min(frames - filled, piece.shape[0] - self._offset)
-                outdata[filled : filled + n, 0] = piece[self._offset : self._offset + n]
-                filled += n
-                self._offset += n
-                self._pending -= n
-                if self._offset == piece.shape[0]:
-                    self._pieces.popleft()
-                    self._offset = 0
-        outdata[filled:] = 0.0
+            begin, end = self._clock, self._clock + frames
+            while self._pieces and self._pieces[0][0] < end:
+                start, piece = self._pieces[0]
+                lo, hi = max(start, begin), min(start + piece.shape[0], end)
+                outdata[lo - begin : hi - begin, 0] = piece[lo - start : hi - start]
+                if start + piece.shape[0] > end:
+                    break
+                self._pieces.popleft()
+            self._clock = end
 
     @property
     def pending_s(self) -> float:
         """Speech queued and not yet played, in seconds."""
         with self._lock:
-            return self._pending / self.device.sample_rate_hz
+            return max(0, self._end - self._clock) / self.device.sample_rate_hz
 
     def check(self) -> None:
         if self._ended.is_set() and not self._stopping:
@@ -583,16 +605,19 @@ class SessionRecord:
 
     Text as ``.txt``, ``.srt`` and ``.vtt`` (one cue per segment, at the segment's source time): ``translation.*``
     (``transcript.*`` for asr, and also when the spoken language is given). Translated speech as
-    ``translation.wav`` (16 kHz): each piece starts at the source time it was committed, and a piece that would
-    overlap the previous one waits for it to end, so the audio lines up with the subtitles.
+    ``translation.wav`` (16 kHz), laid out and marked by :class:`safety.marking.MarkedTimeline` so that the audio
+    lines up with the subtitles.
     """
 
-    def __init__(self, task: Task, src_lang: str | None) -> None:
-        self._stems = ("transcript",) if task is Task.ASR else ("translation",) + (("transcript",) if src_lang else ())
-        self._speech: list[tuple[float, np.ndarray]] = []  # (source time in seconds, 16 kHz audio)
+    def __init__(self, task: Task, src_lang: str | None, mark: SpeechMarking) -> None:
+        from safety.marking import MarkedTimeline
 
-    def add_speech(self, source_time_s: float, audio: np.ndarray, sample_rate_hz: int) -> None:
-        self._speech.append((source_time_s, resample(audio, sample_rate_hz)))
+        self._stems = ("transcript",) if task is Task.ASR else ("translation",) + (("transcript",) if src_lang else ())
+        self._speech = MarkedTimeline(mark)
+
+    def add_speech(self, source_time_s: float, audio: np.ndarray) -> None:
+        """Place a 16 kHz piece of (unmarked) speech at its source time; it is marked there."""
+        self._speech.add(source_time_s, audio)
 
     def write(self, folder: Path, segments: list[SegmentEnd]) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -609,16 +634,8 @@ class SessionRecord:
                 path.write_text(content, encoding="utf-8")
                 written.append(path)
         if self._speech:
-            written.append(write_wav(folder / "translation.wav", self._timeline()))
+            written.append(write_wav(folder / "translation.wav", self._speech.audio()))
         return written
-
-    def _timeline(self) -> np.ndarray:
-        pieces, cursor = [], 0
-        for source_time_s, audio in self._speech:
-            start = max(cursor, round(source_time_s * SAMPLE_RATE_HZ))
-            pieces += [np.zeros(start - cursor, dtype=np.float32), audio]
-            cursor = start + audio.shape[0]
-        return np.concatenate(pieces)
 
 
 # ---- the model's thread -----------------------------------------------------------------------------------------
@@ -636,12 +653,10 @@ class Translating(threading.Thread):
         view: TerminalView,
         record: SessionRecord,
         playback: Playback | None,
-        mark: Callable[[np.ndarray], np.ndarray],
     ) -> None:
-        """``mark`` (the watermark) is applied to every piece of translated speech before it is played or saved."""
+        """``record`` and ``playback`` watermark every piece of translated speech they are given."""
         super().__init__(name="translating", daemon=True)
         self._session = session
-        self._mark = mark
         self._capture = capture
         self._view = view
         self._record = record
@@ -711,10 +726,10 @@ class Translating(threading.Thread):
             elif isinstance(event, PartialText):
                 self._view.partial(event.text)
             elif isinstance(event, SpeechChunk):
-                audio = self._mark(event.audio)
-                self._record.add_speech(event.source_time_s, audio, event.sample_rate_hz)
+                audio = resample(event.audio, event.sample_rate_hz)
+                self._record.add_speech(event.source_time_s, audio)
                 if self._playback is not None:
-                    self._playback.play(audio, event.sample_rate_hz)
+                    self._playback.play(audio)
             elif isinstance(event, SegmentEnd):
                 self._view.segment(event.start_s, event.end_s, event.text, event.transcript)
             elif isinstance(event, Notice):
@@ -751,9 +766,7 @@ class StopRequest:
         (self.hurry if self.requested.is_set() else self.requested).set()
 
 
-def start_session(
-    options: DesktopOptions, engine_options: EngineOptions
-) -> tuple[StreamingSession, Callable[[np.ndarray], np.ndarray]]:
+def start_session(options: DesktopOptions, engine_options: EngineOptions) -> tuple[StreamingSession, SpeechMarking]:
     """Load the model and the VAD, and open the streaming session (the slow part: seconds to minutes) with the
     safety check on every commit and, when asked, the expressive stage; returns it with the watermark marker that
     every piece of its speech goes through."""
@@ -811,7 +824,7 @@ def run(options: DesktopOptions, engine_options: EngineOptions, view: TerminalVi
         if stop.requested.is_set():
             view.say("Stopped before listening; nothing was recorded.")
             return EXIT_OK
-        playback = Playback(speakers) if speakers else None
+        playback = Playback(speakers, mark) if speakers else None
         try:
             _listen(options, session, mark, Capture(mic, options.max_backlog_s), playback, view, stop)
         finally:
@@ -823,15 +836,15 @@ def run(options: DesktopOptions, engine_options: EngineOptions, view: TerminalVi
 def _listen(
     options: DesktopOptions,
     session: StreamingSession,
-    mark: Callable[[np.ndarray], np.ndarray],
+    mark: SpeechMarking,
     capture: Capture,
     playback: Playback | None,
     view: TerminalView,
     stop: StopRequest,
 ) -> None:
     """Capture, translate and play until a stop; then translate what was captured, save, and let playback end."""
-    record = SessionRecord(options.task, options.src_lang)
-    worker = Translating(session, capture, view, record, playback, mark)
+    record = SessionRecord(options.task, options.src_lang, mark)
+    worker = Translating(session, capture, view, record, playback)
     try:
         if playback is not None:
             playback.start()

@@ -26,6 +26,7 @@ from engine.streaming import (
     StreamingSession,
 )
 from engine.subtitles import Cue, to_srt, to_vtt
+from safety.marking import MarkedTimeline
 
 
 @dataclass
@@ -33,18 +34,24 @@ class LiveTranslation:
     """Folds a stream's events into page state. One per tab; not shared."""
 
     stream: StreamingSession
-    #: Applied to every piece of translated speech as it arrives (the watermark), before it is played or saved.
-    mark: Callable[[np.ndarray], np.ndarray] = lambda audio: audio
+    #: The watermark (a :class:`safety.marking.SpeechMarker`): ``mark(audio, at_sample)`` marks 16 kHz speech that
+    #: starts ``at_sample`` into its output. Speech is marked on the way out, once for the page's player (pieces
+    #: back to back) and once for the saved file (pieces at their source times), each on its own timeline.
+    mark: Callable[[np.ndarray, int], np.ndarray] = lambda audio, at_sample: audio
     #: Committed text in the pieces it arrived in, each with the safety flags raised on it.
     pieces: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     partial: str = ""
     segments: list[SegmentEnd] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
-    speech: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (source time, 16 kHz audio)
+    speech: MarkedTimeline = field(init=False)  # for translation.wav
     last_commit_s: float = 0.0
     finished: bool = False
     unplayed: list[np.ndarray] = field(default_factory=list)  # speech waiting for the previous piece to end
     playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
+    handed_out: int = 0  # samples handed to the player so far: the player's timeline
+
+    def __post_init__(self) -> None:
+        self.speech = MarkedTimeline(self.mark)
 
     def push(self, samples: np.ndarray, sample_rate_hz: int, now: float) -> np.ndarray | None:
         """Feed microphone audio; returns translated speech (16 kHz) to play now, if any.
@@ -66,8 +73,9 @@ class LiveTranslation:
         return self._hand_out(now) if self.unplayed else None
 
     def _hand_out(self, now: float) -> np.ndarray:
-        audio = np.concatenate(self.unplayed)
+        audio = self.mark(np.concatenate(self.unplayed), self.handed_out)
         self.unplayed = []
+        self.handed_out += audio.shape[0]
         self.playing_until = now + audio.shape[0] / SAMPLE_RATE_HZ
         return audio
 
@@ -80,9 +88,8 @@ class LiveTranslation:
             elif isinstance(event, PartialText):
                 self.partial = event.text
             elif isinstance(event, SpeechChunk):
-                audio = self.mark(event.audio)
-                self.speech.append((event.source_time_s, audio))
-                self.unplayed.append(audio)
+                self.speech.add(event.source_time_s, event.audio)
+                self.unplayed.append(event.audio)
             elif isinstance(event, SegmentEnd):
                 self.segments.append(event)
             elif isinstance(event, Notice):
@@ -140,19 +147,8 @@ class LiveTranslation:
                 text_file(f"{stem}.srt", to_srt(cues))
                 text_file(f"{stem}.vtt", to_vtt(cues))
         if self.speech:
-            written.append(write_wav(folder / "translation.wav", _timeline(self.speech)))
+            written.append(write_wav(folder / "translation.wav", self.speech.audio()))
         return written
-
-
-def _timeline(chunks: list[tuple[float, np.ndarray]]) -> np.ndarray:
-    """Place speech chunks at the source time they were committed, never overlapping (later ones wait)."""
-    pieces, cursor = [], 0
-    for source_s, audio in chunks:
-        start = max(cursor, int(source_s * SAMPLE_RATE_HZ))
-        pieces.append(np.zeros(start - cursor, dtype=np.float32))
-        pieces.append(audio)
-        cursor = start + audio.shape[0]
-    return np.concatenate(pieces)
 
 
 class LiveRegistry:
