@@ -138,7 +138,7 @@ def test_target_dropdown_lists_only_valid_targets(page):
     assert len(written) >= 95 and any("Greek" in t for t in written)
 
 
-def test_file_tab(page, mic_wav):
+def test_file_tab_output_is_found_watermarked_by_the_verify_tab(page, mic_wav, tmp_path):
     page.get_by_role("tab", name="File").click()
     page.locator("#file-in input[type=file]").set_input_files(str(mic_wav))
     page.locator("#file-go").click()
@@ -147,6 +147,19 @@ def test_file_tab(page, mic_wav):
     expect_audio(page, "file-audio")
     expect(page.locator("#file-files")).to_contain_text(".srt")
     expect(page.locator("#file-files")).to_contain_text(".vtt")
+    with page.expect_download() as download:
+        page.locator("#file-files a[download$='.wav']").first.click()
+    translated = tmp_path / "translated.wav"
+    download.value.save_as(translated)
+
+    page.get_by_role("tab", name="Verify watermark").click()
+    page.locator("#verify-in input[type=file]").set_input_files(str(translated))
+    page.locator("#verify-go").click()
+    expect(page.locator("#verify-result")).to_contain_text("Watermark found", timeout=30_000)
+    page.locator("#verify-in").get_by_label("Clear").click()
+    page.locator("#verify-in input[type=file]").set_input_files(str(mic_wav))  # the upload itself: never marked
+    page.locator("#verify-go").click()
+    expect(page.locator("#verify-result")).to_contain_text("No Parley watermark found", timeout=30_000)
 
 
 def test_corrupt_upload_shows_an_error_and_the_page_keeps_working(page, tmp_path):
