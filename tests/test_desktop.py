@@ -27,18 +27,9 @@ from engine.audio import SAMPLE_RATE_HZ, load_audio
 from engine.tasks import Task
 from safety.watermark import create_watermarker
 from tests.conftest import REPO, TEST_CACHE, espeak, parse_subtitles
-from ui.desktop import (
-    AudioDevice,
-    CaptureBuffer,
-    DesktopOptions,
-    DeviceError,
-    Readout,
-    SessionRecord,
-    StopRequest,
-    TerminalView,
-    Translating,
-    wait_for_stop,
-)
+from ui.audio_devices import AudioDevice, CaptureBuffer, DeviceError
+from ui.desktop import DesktopOptions, SessionRecord, StopRequest, Translating, wait_for_stop
+from ui.terminal import Readout, TerminalView
 
 MIC_SINK, SPEAKER_SINK = "parley_mic", "parley_speakers"
 #: Model loading and the first decode on two busy cores take seconds; a stuck process takes forever.

@@ -5,16 +5,17 @@ terminal, no browser.
     python app.py --desktop --list-devices
     python app.py --desktop --input-device 3 --output-device "USB" --tgt fra --latency low
 
-Threads, and why each exists:
+Devices are in :mod:`ui.audio_devices`, the terminal in :mod:`ui.terminal`; this module runs a session. Threads, and
+why each exists:
 
-* PortAudio's input callback (:class:`Capture`) copies each block into a bounded :class:`CaptureBuffer` and returns
-  at once: it never waits for the model. When the buffer is full (the model is ``max_backlog_s`` behind) the block is
+* PortAudio's input callback (``Capture``) copies each block into a bounded ``CaptureBuffer`` and returns at once:
+  it never waits for the model. When the buffer is full (the model is ``max_backlog_s`` behind) the block is
   skipped and counted; the skip is shown on screen, reported at the end, and replaced by silence of the same length,
   so caption times stay on the speaker's clock.
 * One worker thread (:class:`Translating`) takes audio from the buffer and pushes it into the session at the
   device's own rate (the session resamples to 16 kHz), then hands the events to the view, the record and playback.
-* PortAudio's output callback (:class:`Playback`) plays translated speech, resampled from 16 kHz to the output
-  device's rate, as soon as it is committed, and silence when nothing is waiting.
+* PortAudio's output callback (``Playback``) plays translated speech, watermarked and resampled from 16 kHz to the
+  output device's rate, as soon as it is committed, and silence when nothing is waiting.
 * The main thread waits for Ctrl-C, SIGTERM, ``--duration``, a device that stops, or a worker error. It then stops
   the capture, lets the worker translate what was already captured, flushes the last segment with ``finish()``,
   writes the session folder (:class:`SessionRecord`) and lets the playback finish (a second Ctrl-C skips that).
@@ -27,61 +28,46 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
-import shutil
 import signal
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, ModuleType
-from typing import TYPE_CHECKING, Any, TextIO
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.audio import SAMPLE_RATE_HZ, resample, write_wav
+from engine.audio import resample, write_wav
 from engine.languages import Capability, get_language
 from engine.options import EngineOptions
 from engine.subtitles import Cue, to_srt, to_vtt
 from engine.tasks import Task
+from ui.audio_devices import (
+    POLL_S,
+    Capture,
+    CapturedBlock,
+    DeviceError,
+    Playback,
+    SpeechMarking,
+    describe_devices,
+    find_device,
+)
+from ui.terminal import Readout, TerminalView
 
 if TYPE_CHECKING:
     from engine.streaming import SegmentEnd, StreamEvent, StreamingSession
 
 log = logging.getLogger(__name__)
 
-#: Marks 16 kHz speech that starts at the given sample of its output's timeline (a safety.marking.SpeechMarker).
-SpeechMarking = Callable[[np.ndarray, int], np.ndarray]
 
 DESKTOP_TASKS = (Task.S2ST, Task.S2TT, Task.ASR)
-#: Seconds behind the speaker above which the readout says the model is not keeping up.
-FALLING_BEHIND_S = 3.0
-#: Seconds between status lines when stdout is not a terminal (a terminal gets a live line instead).
-PLAIN_STATUS_EVERY_S = 5.0
 #: Shortest time between two "audio skipped" warnings; the readout and the summary always show the total.
 SKIP_WARNING_EVERY_S = 5.0
-#: How often the main thread checks for a stop, a lost device or a worker error.
-POLL_S = 0.1
-#: Head start given to a piece of speech scheduled on an idle speaker: time to mark and resample it before the
-#: callback reaches its start (marking a piece takes milliseconds).
-SCHEDULE_AHEAD_S = 0.1
-#: An input stream that delivers nothing for this long counts as stopped: some backends (ALSA's PulseAudio plugin)
-#: neither call back nor end the stream when the device goes away or is suspended.
-INPUT_STALL_S = 5.0
-#: The first block may take longer (measured up to 1.8 s through ALSA's PulseAudio plugin on an idle machine).
-INPUT_START_LIMIT_S = 20.0
-#: Longest wait for PortAudio to close a stream whose device is gone; after it the process exits without it.
-CLOSE_LIMIT_S = 5.0
 
 EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
-
-
-class DeviceError(RuntimeError):
-    """An audio device is missing, refuses the settings, or stopped; the message is meant for the person."""
 
 
 @dataclass(frozen=True)
@@ -126,475 +112,6 @@ class DesktopOptions:
             get_language(self.tgt_lang, Capability.SPEECH_OUTPUT if self.task.speech_output else Capability.TEXT)
         if self.src_lang:
             get_language(self.src_lang, Capability.TEXT)
-
-
-# ---- devices ----------------------------------------------------------------------------------------------------
-
-
-def portaudio() -> ModuleType:
-    """``sounddevice``, imported on first use: importing it starts PortAudio, which probes every sound card."""
-    try:
-        import sounddevice
-    except OSError as e:  # the wheel is there but the PortAudio library is not
-        raise DeviceError(f"PortAudio is not available ({e}); install libportaudio2.") from e
-    return sounddevice
-
-
-@dataclass(frozen=True)
-class AudioDevice:
-    index: int
-    name: str
-    #: The device's native rate: capture and playback run at it, the engine resamples.
-    sample_rate_hz: int
-
-
-def find_device(spec: str | None, kind: str) -> AudioDevice:
-    """The ``kind`` ("input" or "output") device named by ``spec`` (an index or part of a name), or the default."""
-    sd = portaudio()
-    query: int | str | None = int(spec) if spec is not None and spec.strip().isdigit() else spec
-    try:
-        info = sd.query_devices(query, kind)
-    except sd.PortAudioError as e:
-        if query is None:
-            raise DeviceError(f"No {kind} device found. Connect one, or see --list-devices.") from e
-        raise DeviceError(f"There is no audio device {spec}. See --list-devices.") from e
-    except ValueError as e:  # no match, several matches, or a device without this direction
-        raise DeviceError(f"{e}. See --list-devices.") from e
-    device = AudioDevice(int(info["index"]), str(info["name"]), int(info["default_samplerate"]))
-    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
-    try:
-        check(device=device.index, samplerate=device.sample_rate_hz, channels=1, dtype="float32")
-    except sd.PortAudioError as e:
-        raise DeviceError(
-            f"The {kind} device {device.name!r} refuses mono audio at its own rate ({device.sample_rate_hz} Hz): {e}"
-        ) from e
-    return device
-
-
-def describe_devices() -> str:
-    """Every device PortAudio sees, with its index (for --input-device/--output-device); * marks the defaults."""
-    sd = portaudio()
-    devices = sd.query_devices()
-    if len(devices) == 0:
-        return "No audio devices found."
-    defaults = set()
-    for kind in ("input", "output"):
-        try:
-            defaults.add((kind, int(sd.query_devices(kind=kind)["index"])))
-        except sd.PortAudioError:
-            continue  # no default of this kind
-    hostapis = [api["name"] for api in sd.query_hostapis()]
-    lines = []
-    for kind in ("input", "output"):
-        lines.append(f"{kind.capitalize()} devices:")
-        for info in devices:
-            channels = info[f"max_{kind}_channels"]
-            if channels < 1:
-                continue
-            mark = "*" if (kind, info["index"]) in defaults else " "
-            lines.append(
-                f" {mark} {info['index']:3d}  {info['name']}  ({hostapis[info['hostapi']]}, {channels} ch, "
-                f"{info['default_samplerate']:.0f} Hz)"
-            )
-    return "\n".join(lines)
-
-
-# ---- capture ----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CapturedBlock:
-    #: Mono float32 samples at the capture rate.
-    samples: np.ndarray
-    #: Frames skipped just before this block because the buffer was full; the reader puts silence in their place.
-    skipped_before: int = 0
-
-
-class CaptureBuffer:
-    """Bounded hand-over from the audio callback to the model thread.
-
-    :meth:`offer` is called from PortAudio's callback and never waits for the reader (the lock is held only for a
-    few list operations). When ``capacity_frames`` are already waiting, the new block is skipped: its length is added
-    to :attr:`skipped_frames` and travels with the next block that fits, so nothing is lost without a trace.
-    """
-
-    def __init__(self, capacity_frames: int) -> None:
-        if capacity_frames < 1:
-            raise ValueError("capacity_frames must be at least 1")
-        self.capacity_frames = capacity_frames
-        self._ready = threading.Condition(threading.Lock())
-        self._blocks: deque[CapturedBlock] = deque()
-        self._queued = 0
-        self._gap = 0  # skipped frames not yet attached to a block
-        self._closed = False
-        self.offered_frames = 0
-        self.skipped_frames = 0
-
-    def offer(self, samples: np.ndarray) -> bool:
-        """Queue a block (the caller's copy); False when it was skipped because the reader is too far behind."""
-        frames = samples.shape[0]
-        with self._ready:
-            if self._closed:
-                return False
-            self.offered_frames += frames
-            if self._queued + frames > self.capacity_frames:
-                self._gap += frames
-                self.skipped_frames += frames
-                return False
-            self._blocks.append(CapturedBlock(samples, self._gap))
-            self._queued += frames
-            self._gap = 0
-            self._ready.notify()
-            return True
-
-    def take(self, timeout_s: float) -> list[CapturedBlock]:
-        """Everything waiting, oldest first; waits up to ``timeout_s`` when nothing is. Empty once closed and
-        drained."""
-        with self._ready:
-            if not self._blocks and not self._closed:
-                self._ready.wait(timeout_s)
-            blocks = list(self._blocks)
-            self._blocks.clear()
-            self._queued = 0
-            return blocks
-
-    def close(self) -> None:
-        """No more blocks; a skip at the very end is handed over as an empty block so its length is not lost."""
-        with self._ready:
-            if self._closed:
-                return
-            self._closed = True
-            if self._gap:
-                self._blocks.append(CapturedBlock(np.zeros(0, dtype=np.float32), self._gap))
-                self._gap = 0
-            self._ready.notify_all()
-
-    @property
-    def exhausted(self) -> bool:
-        with self._ready:
-            return self._closed and not self._blocks
-
-    @property
-    def queued_frames(self) -> int:
-        with self._ready:
-            return self._queued
-
-
-def close_stream(stream: Any, device: AudioDevice) -> None:
-    """Close a PortAudio stream, waiting at most :data:`CLOSE_LIMIT_S`: closing a stream whose device vanished can
-    block inside the backend, and a stuck close must not keep the session from being saved."""
-    closing = threading.Thread(target=stream.close, name=f"close {device.name}", daemon=True)
-    closing.start()
-    closing.join(CLOSE_LIMIT_S)
-    if closing.is_alive():
-        log.warning("the audio system did not close %r within %.0f s; leaving it", device.name, CLOSE_LIMIT_S)
-
-
-class Capture:
-    """The microphone: a PortAudio input stream at the device's native rate, mono, feeding a :class:`CaptureBuffer`."""
-
-    def __init__(self, device: AudioDevice, max_backlog_s: float) -> None:
-        self.device = device
-        self.buffer = CaptureBuffer(max(1, round(max_backlog_s * device.sample_rate_hz)))
-        self.overflows = 0  # times PortAudio itself lost input (the system was too slow to call us)
-        self._stopping = False
-        self._ended = threading.Event()
-        self._started = self._last_block = 0.0  # monotonic times; _last_block stays 0 until the first block
-        sd = portaudio()
-        try:
-            self._stream = sd.InputStream(
-                device=device.index,
-                samplerate=device.sample_rate_hz,
-                channels=1,
-                dtype="float32",
-                blocksize=0,  # PortAudio's choice: fixed block sizes stall some ALSA/PulseAudio devices
-                callback=self._callback,
-                finished_callback=self._ended.set,
-            )
-        except sd.PortAudioError as e:
-            raise DeviceError(f"Could not open the input device {device.name!r}: {e}") from e
-        log.info("input %r at %d Hz, latency %.3f s", device.name, device.sample_rate_hz, self._stream.latency)
-
-    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        self._last_block = time.monotonic()
-        if status.input_overflow:
-            self.overflows += 1
-        self.buffer.offer(indata[:, 0].copy())
-
-    def start(self) -> None:
-        self._started = time.monotonic()
-        try:
-            self._stream.start()
-        except portaudio().PortAudioError as e:
-            raise DeviceError(f"Could not start the input device {self.device.name!r}: {e}") from e
-
-    def check(self) -> None:
-        """Raise :class:`DeviceError` when the stream ended without being asked to, or delivered nothing for
-        :data:`INPUT_STALL_S` (device unplugged or suspended, server gone)."""
-        if self._stopping:
-            return
-        now = time.monotonic()
-        if self._last_block:
-            stalled = now - self._last_block > INPUT_STALL_S
-        else:
-            stalled = now - self._started > INPUT_START_LIMIT_S
-        if self._ended.is_set() or stalled:
-            raise DeviceError(f"The input device {self.device.name!r} stopped delivering audio (unplugged?).")
-
-    @property
-    def captured_s(self) -> float:
-        """Audio captured so far, skipped blocks included: the speaker's clock."""
-        return self.buffer.offered_frames / self.device.sample_rate_hz
-
-    @property
-    def skipped_s(self) -> float:
-        return self.buffer.skipped_frames / self.device.sample_rate_hz
-
-    def close(self) -> None:
-        """Stop capturing (errors of a device already gone are ignored) and close the buffer, so the reader knows
-        that what is left is all there is."""
-        self._stopping = True
-        close_stream(self._stream, self.device)
-        self.buffer.close()
-
-
-# ---- playback ---------------------------------------------------------------------------------------------------
-
-
-class Playback:
-    """Translated speech to an output device as it arrives: 16 kHz pieces, marked, resampled to the device's
-    native rate and played back to back by PortAudio's callback; silence when there is nothing to play.
-
-    The callback counts every frame it writes, silence included: that count is the speaker's timeline. Each piece
-    is scheduled at a frame of that timeline before it is marked, and marked at that position (see
-    :mod:`safety.marking`), so everything the speaker plays carries one continuous watermark.
-    """
-
-    def __init__(self, device: AudioDevice, mark: SpeechMarking) -> None:
-        self.device = device
-        self._mark = mark
-        self._lock = threading.Lock()
-        self._pieces: deque[tuple[int, np.ndarray]] = deque()  # (start frame, samples at the device rate)
-        self._clock = 0  # frames written to the device so far
-        self._end = 0  # frame at which the last scheduled piece ends
-        # Piece starts are whole multiples of this many frames, which is a whole number of 16 kHz samples.
-        self._grid = device.sample_rate_hz // math.gcd(device.sample_rate_hz, SAMPLE_RATE_HZ)
-        self._stopping = False
-        self._ended = threading.Event()
-        sd = portaudio()
-        try:
-            self._stream = sd.OutputStream(
-                device=device.index,
-                samplerate=device.sample_rate_hz,
-                channels=1,
-                dtype="float32",
-                callback=self._callback,
-                finished_callback=self._ended.set,
-            )
-        except sd.PortAudioError as e:
-            raise DeviceError(f"Could not open the output device {device.name!r}: {e}") from e
-        log.info("output %r at %d Hz, latency %.3f s", device.name, device.sample_rate_hz, self._stream.latency)
-
-    def start(self) -> None:
-        try:
-            self._stream.start()
-        except portaudio().PortAudioError as e:
-            raise DeviceError(f"Could not start the output device {self.device.name!r}: {e}") from e
-
-    def play(self, audio: np.ndarray) -> None:
-        """Mark and queue 16 kHz speech; it starts when everything queued before it has played, or right away
-        (:data:`SCHEDULE_AHEAD_S` from now) when the speaker is idle."""
-        rate = self.device.sample_rate_hz
-        with self._lock:
-            start = max(self._end, self._clock + round(SCHEDULE_AHEAD_S * rate))
-        start = -(-start // self._grid) * self._grid
-        marked = self._mark(np.asarray(audio, dtype=np.float32), start * SAMPLE_RATE_HZ // rate)
-        piece = np.clip(resample(marked, SAMPLE_RATE_HZ, rate), -1.0, 1.0)
-        with self._lock:
-            if start < self._clock:  # marking took longer than the head start: play now, off the mark's phase
-                log.warning("playback was %.3f s late for a piece", (self._clock - start) / rate)
-                start = self._clock
-            self._pieces.append((start, piece))
-            self._end = start + piece.shape[0]
-
-    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        outdata.fill(0.0)
-        with self._lock:
-            begin, end = self._clock, self._clock + frames
-            while self._pieces and self._pieces[0][0] < end:
-                start, piece = self._pieces[0]
-                lo, hi = max(start, begin), min(start + piece.shape[0], end)
-                outdata[lo - begin : hi - begin, 0] = piece[lo - start : hi - start]
-                if start + piece.shape[0] > end:
-                    break
-                self._pieces.popleft()
-            self._clock = end
-
-    @property
-    def pending_s(self) -> float:
-        """Speech queued and not yet played, in seconds."""
-        with self._lock:
-            return max(0, self._end - self._clock) / self.device.sample_rate_hz
-
-    def check(self) -> None:
-        if self._ended.is_set() and not self._stopping:
-            raise DeviceError(f"The output device {self.device.name!r} stopped playing (unplugged?).")
-
-    def wait_until_played(self, limit_s: float, cancel: threading.Event) -> None:
-        """Let queued speech finish (plus the device's own output latency), for at most ``limit_s`` seconds."""
-        deadline = time.monotonic() + limit_s
-        while self.pending_s > 0 and time.monotonic() < deadline and not cancel.is_set():
-            self.check()
-            time.sleep(POLL_S)
-        if not cancel.is_set():
-            time.sleep(min(float(self._stream.latency), max(0.0, deadline - time.monotonic())))
-
-    def close(self) -> None:
-        """Stop playing; errors of a device already gone are ignored."""
-        self._stopping = True
-        close_stream(self._stream, self.device)
-
-
-# ---- terminal view ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Readout:
-    """The numbers under the captions."""
-
-    #: Audio captured but not read by the engine yet, in seconds (speaker's clock minus the engine's source time).
-    behind_s: float
-    #: Audio captured since the start, in seconds.
-    heard_s: float
-    #: Audio skipped because the model fell ``max_backlog_s`` behind, in seconds.
-    skipped_s: float
-    #: Translated speech waiting to be played, in seconds.
-    speech_queued_s: float = 0.0
-
-    @property
-    def falling_behind(self) -> bool:
-        return self.behind_s > FALLING_BEHIND_S or self.skipped_s > 0
-
-    def __str__(self) -> str:
-        text = f"{self.behind_s:4.1f} s behind · heard {self.heard_s:.0f} s"
-        if self.speech_queued_s >= 0.05:
-            text += f" · speaking {self.speech_queued_s:.1f} s"
-        if self.skipped_s > 0:
-            text += f" · skipped {self.skipped_s:.1f} s"
-        if self.behind_s > FALLING_BEHIND_S:
-            text += " · the model is not keeping up"
-        return text
-
-
-class TerminalView:
-    """Captions, readout and safety flags in the terminal.
-
-    On a terminal: finished segments and flags scroll as permanent lines; one live line is redrawn in place with
-    the readout, the segment's committed text (normal) and the unstable tail (dim), cut to the terminal width.
-    Elsewhere (a pipe, a log file): one plain line per change, prefixed ``committed:``, ``partial:``, ``segment``,
-    ``flag:``, ``warning:`` or ``status:``. Thread-safe: the worker and the main thread both write.
-    """
-
-    DIM, YELLOW, RESET, CLEAR_LINE = "\033[2m", "\033[33m", "\033[0m", "\r\033[K"
-
-    def __init__(self, stream: TextIO, tty: bool | None = None) -> None:
-        self._out = stream
-        self._tty = stream.isatty() if tty is None else tty
-        self._lock = threading.Lock()
-        self._committed = ""  # this segment's committed text
-        self._partial = ""
-        self._readout: Readout | None = None
-        self._drawn = ""  # the live line as last written
-        self._last_plain_status = 0.0
-        self._was_behind = False
-
-    def say(self, text: str) -> None:
-        with self._lock:
-            self._line(text)
-
-    def warn(self, text: str) -> None:
-        with self._lock:
-            self._warn_line(text)
-
-    def flag(self, message: str) -> None:
-        """A safety flag or engine notice: kept on screen, never overwritten."""
-        with self._lock:
-            self._line(f"{self.YELLOW}⚑ {message}{self.RESET}" if self._tty else f"flag: {message}")
-
-    def committed(self, text: str) -> None:
-        with self._lock:
-            self._committed += text
-            if not self._tty:
-                self._line(f"committed: {text.strip()}")
-            self._redraw()
-
-    def partial(self, text: str) -> None:
-        with self._lock:
-            self._partial = text
-            if not self._tty and text:
-                self._line(f"partial: {text}")
-            self._redraw()
-
-    def segment(self, start_s: float, end_s: float, text: str, transcript: str | None) -> None:
-        """A finished segment: its final text replaces the live line (and its transcript, when there is one)."""
-        with self._lock:
-            self._committed = self._partial = ""
-            label = f"[{start_s:6.1f}–{end_s:6.1f} s]" if self._tty else f"segment {start_s:.2f}-{end_s:.2f} s:"
-            self._line(f"{label} {text or '…'}")
-            if transcript and transcript != text:
-                self._line(f"  source: {transcript}")
-
-    def status(self, readout: Readout) -> None:
-        with self._lock:
-            self._readout = readout
-            if readout.falling_behind != self._was_behind:
-                self._was_behind = readout.falling_behind
-                if readout.falling_behind:
-                    self._warn_line(f"the model is falling behind: {readout}")
-            if self._tty:
-                self._redraw()
-            elif time.monotonic() - self._last_plain_status >= PLAIN_STATUS_EVERY_S:
-                self._last_plain_status = time.monotonic()
-                self._line(f"status: {readout}")
-
-    def close(self) -> None:
-        """End the live line, so what follows starts on a clean line."""
-        with self._lock:
-            if self._tty:
-                self._out.write(self.CLEAR_LINE)
-                self._out.flush()
-            self._readout = None
-            self._drawn = ""
-
-    def _warn_line(self, text: str) -> None:
-        self._line(f"{self.YELLOW}{text}{self.RESET}" if self._tty else f"warning: {text}")
-
-    def _line(self, text: str) -> None:
-        self._out.write((self.CLEAR_LINE if self._tty else "") + text + "\n")
-        self._out.flush()
-        self._drawn = ""  # the live line was replaced: draw it again below
-        self._redraw()
-
-    def _redraw(self) -> None:
-        if not self._tty or self._readout is None:
-            return
-        prefix = f"{self._readout} │ "
-        room = max(10, shutil.get_terminal_size().columns - 1 - len(prefix))
-        committed, partial = self._committed.strip(), self._partial.strip()
-        if committed and partial:
-            partial = " " + partial
-        ellipsis = ""
-        overflow = len(committed) + len(partial) - room
-        if overflow > 0:  # keep the newest words: cut from the left, committed text first
-            drop = overflow + 1
-            ellipsis = "…"
-            cut = min(drop, len(committed))
-            committed, partial = committed[cut:], partial[drop - cut :]
-        line = f"{prefix}{ellipsis}{committed}{self.DIM}{partial}{self.RESET}"
-        if line != self._drawn:  # the worker reports after every audio block (milliseconds apart)
-            self._drawn = line
-            self._out.write(self.CLEAR_LINE + line)
-            self._out.flush()
 
 
 # ---- session record ---------------------------------------------------------------------------------------------
