@@ -280,10 +280,18 @@ def test_audioseal_backend_round_trip(speech):
 
 def test_chips_cancel_static_host_structure(watermarker):
     """Every symbol's chips sum to zero along time in each band: a spectral pattern that holds over a symbol's
-    columns (such as voice harmonics) adds nothing to its correlation; and they alternate along frequency."""
+    columns (such as voice harmonics) adds nothing to its correlation; they alternate along frequency; and they
+    match the per-block form the detector correlates with (sign x (-1) ** (column offset + band))."""
     layout = watermarker._layout
-    assert np.allclose(layout.kernel.sum(axis=0), 0.0)
-    for symbol in range(layout.kernel.shape[2]):
-        bands = np.flatnonzero(layout.kernel[0, :, symbol])
-        assert bands.size >= 3 and np.all(np.diff(bands) == 1)
-        assert np.all(layout.kernel[0, bands[1:], symbol] == -layout.kernel[0, bands[:-1], symbol])
+    for symbol in range(layout.symbol_rows.size):
+        columns, bands = np.nonzero(layout.symbols == symbol)
+        chips = np.zeros((layout.span, watermarker.options.band_count))
+        chips[columns - layout.symbol_rows[symbol], bands] = layout.chips[columns, bands]
+        assert np.allclose(chips.sum(axis=0), 0.0)
+        used = np.flatnonzero(chips[0])
+        assert used.size >= 2 and np.all(np.diff(used) == 1)
+        assert np.all(chips[:, used[1:]] == -chips[:, used[:-1]])
+        offset, band = np.indices(chips.shape)
+        expected = layout.symbol_signs[symbol] * np.where((offset + band) % 2, -1.0, 1.0)
+        assert np.array_equal(chips[:, used], expected[:, used])
+        assert layout.block_starts[layout.symbol_blocks[symbol]] == used[0]
