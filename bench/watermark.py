@@ -26,10 +26,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import gcd
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import butter, lfilter, resample_poly, sosfilt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere (bench/safety.py
+# would otherwise stand in for the safety package)
 
 from safety.watermark import SAMPLE_RATE_HZ, SpreadSpectrumWatermarker, Watermarker, WatermarkKey, create_watermarker
 
