@@ -15,9 +15,11 @@ from engine.expressive import (
     VoiceMatcher,
     VoiceProfile,
     count_syllables,
+    frame_levels_db,
     loudness_lufs,
     pause_layout,
     read_duration_factors,
+    read_syllable_rates,
     track_f0,
 )
 from engine.file_translation import translate_recording
@@ -85,7 +87,7 @@ def test_pauses_reappear_at_their_relative_positions(stage, say, neutral):
     for p, q in zip(theirs.relative_positions(), ours.relative_positions(), strict=True):
         assert abs(p - q) < 0.08
     for (a0, a1), (b0, b1) in zip(theirs.pauses, ours.pauses, strict=True):
-        assert abs((a1 - a0) - (b1 - b0)) <= 3  # hops of 10 ms
+        assert abs((a1 - a0) - (b1 - b0)) <= 1  # hops of 10 ms: the quiet around each cut counts as pause
     assert pause_alignment(source, out) > 0.9 > pause_alignment(source, neutral)
 
 
@@ -175,6 +177,39 @@ def test_every_speech_output_language_has_a_duration_factor(stage):
     assert {lang.code for lang in all_languages() if lang.speech_output} == set(factors)
     assert stage.duration_factor("spa", "eng") == pytest.approx(factors["spa"])
     assert stage.duration_factor("xxx") == 1.0
+
+
+def test_syllable_rates_scale_the_pace_target(stage):
+    rates = read_syllable_rates(ExpressiveOptions().duration_factors_tsv)
+    assert rates["eng"] == 1.0 and set(rates) <= {lang.code for lang in all_languages() if lang.speech_output}
+    assert rates["spa"] > 1.1  # Spanish is spoken with more syllables per second
+    assert stage.syllable_rate_ratio("spa", "eng") == pytest.approx(rates["spa"])
+    assert stage.syllable_rate_ratio("eng", "spa") == pytest.approx(1 / rates["spa"])
+    assert stage.syllable_rate_ratio("xxx") == stage.syllable_rate_ratio("cat", "eng") == 1.0  # no measurement
+
+
+def test_output_syllable_rate_follows_the_speaker(stage, say, neutral):
+    """Within the speed bounds the output's syllable rate is the speaker's × the languages' syllable-rate ratio."""
+    ratio = stage.syllable_rate_ratio(TGT, "eng")
+    for speed_wpm in (150, 190):
+        source = source_with_pauses(say, speed_wpm=speed_wpm)
+        out = stage.apply(source, neutral, TGT, "eng")
+        theirs = count_syllables(source) / pause_layout(source, 0.2).speech_hops
+        ours = count_syllables(out) / pause_layout(out, 0.2).speech_hops
+        assert ours == pytest.approx(theirs * ratio, rel=0.12)
+
+
+def test_slowing_down_does_not_turn_short_gaps_into_pauses(stage, say, neutral):
+    """A translation gap just under min_pause_s would last over it once slowed; the output's pauses are the source's
+    only."""
+    levels = frame_levels_db(neutral)
+    third = levels.shape[0] // 3
+    cut = (third + int(np.argmax(levels[third : 2 * third]))) * SAMPLE_RATE_HZ // 100  # inside a loud vowel
+    gapped = np.concatenate([neutral[:cut], silence(0.17), neutral[cut:]])
+    assert not pause_layout(gapped, 0.2).pauses
+    slow = np.concatenate([silence(0.2), say(" ".join(PHRASES), speed_wpm=100), silence(0.2)])
+    assert not pause_layout(slow, 0.2).pauses
+    assert not pause_layout(stage.apply(slow, gapped, TGT), 0.2).pauses
 
 
 def test_metrics_on_known_cases(say, neutral):
