@@ -7,6 +7,8 @@ keeps it in a global.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,10 @@ from engine.options import TINY_MODEL, EngineOptions
 from engine.tiny_model import ensure_tiny_model
 
 log = logging.getLogger(__name__)
+
+#: How long to wait for a TCP connection to the Hub before treating it as unreachable. huggingface_hub itself retries
+#: each file with back-off for over 30 s, so without this check an offline machine took minutes to say so.
+HUB_PROBE_TIMEOUT_S = 3.0
 
 
 class ModelUnavailableError(RuntimeError):
@@ -84,6 +90,23 @@ def model_source(options: EngineOptions) -> str | Path:
     return options.model
 
 
+def hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face Hub accepts a TCP connection now (``HF_HUB_OFFLINE=1`` means no, as in
+    huggingface_hub; it is read here at call time, so setting it after import still counts)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def load_model(options: EngineOptions) -> LoadedModel:
     """Load the model, tokenizer and feature extractor named by ``options``.
 
@@ -97,10 +120,14 @@ def load_model(options: EngineOptions) -> LoadedModel:
     if options.quantize_int8 and device.type != "cpu":
         raise ModelUnavailableError("int8 quantisation is a CPU option; drop --int8 or use --device cpu.")
     source = model_source(options)
+    # A Hub name while the Hub is unreachable: read the local cache only, so a missing copy fails at once.
+    offline = isinstance(source, str) and not hub_reachable()
+    if offline:
+        log.info("The Hugging Face Hub cannot be reached; looking for %s in the local cache only", source)
     try:
-        tokenizer = SeamlessM4TTokenizer.from_pretrained(source)
-        feature_extractor = SeamlessM4TFeatureExtractor.from_pretrained(source)
-        model = SeamlessM4Tv2Model.from_pretrained(source, dtype=dtype)
+        tokenizer = SeamlessM4TTokenizer.from_pretrained(source, local_files_only=offline)
+        feature_extractor = SeamlessM4TFeatureExtractor.from_pretrained(source, local_files_only=offline)
+        model = SeamlessM4Tv2Model.from_pretrained(source, dtype=dtype, local_files_only=offline)
     except OSError as e:
         raise ModelUnavailableError(
             f"Could not load the model '{options.model}': the Hugging Face Hub cannot be reached and no local copy "

@@ -190,8 +190,14 @@ def test_live_tab_captions_and_audio(page, server):
     expect(page.locator("#live-files")).to_contain_text(re.compile(r"translation\s*\.wav"))
 
 
-def test_two_browsers_streaming_at_once_get_their_own_captions(browser, server):
+def test_two_browsers_streaming_at_once_get_their_own_captions(browser, server, loaded, mic_wav):
+    from engine.translator import Translator
+
     app, url = server
+    # Only meaningful if the model translates the microphone's speech differently into the two targets.
+    translator = Translator(loaded)
+    speech = load_audio(mic_wav)
+    assert translator.speech_to_text(speech, "jpn").text != translator.speech_to_text(speech, "cmn").text
     pages, contexts = [], []
     for target in ("Japanese", "Chinese"):
         context = browser.new_context()
