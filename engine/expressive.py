@@ -701,6 +701,11 @@ class VoiceMatcher:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self._translator.loaded.name)
         return Path(self._cache_dir) / "voices" / f"{safe}.json"
 
+    @property
+    def _source(self) -> str:
+        """Where the weights came from (Hub name or folder; the tiny model's folder carries its recipe version)."""
+        return str(self._translator.loaded.model.name_or_path)
+
     def profiles(self) -> tuple[VoiceProfile, ...]:
         if self._profiles is None:
             self._profiles = self._read_cache() or self._measure()
@@ -741,8 +746,12 @@ class VoiceMatcher:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if data["sentence"] != PROFILE_SENTENCE or len(data["voices"]) != self._translator.loaded.num_speakers:
-                return None
+            if (
+                data["sentence"] != PROFILE_SENTENCE
+                or data.get("source") != self._source
+                or len(data["voices"]) != self._translator.loaded.num_speakers
+            ):
+                return None  # measured on other weights (a rebuilt tiny model, another folder) or another way
             return tuple(VoiceProfile(**v) for v in data["voices"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("Ignoring the unreadable voice cache %s: %s", path, e)
@@ -755,6 +764,7 @@ class VoiceMatcher:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "model": self._translator.loaded.name,
+            "source": self._source,
             "sentence": PROFILE_SENTENCE,
             "voices": [asdict(p) for p in profiles],
         }

@@ -237,12 +237,21 @@ def test_voice_profiles_are_measured_once_and_cached(translator, tmp_path, monke
 
     monkeypatch.setattr(translator, "synthesize", no_synthesis)
     assert VoiceMatcher(translator, ExpressiveOptions(cache_dir=tmp_path)).profiles() == profiles
+    # a cache measured on other weights under the same model name (e.g. an older tiny model) is measured again
+    matcher.cache_path.write_text(json.dumps(cached | {"source": "/elsewhere"}), encoding="utf-8")
+    with pytest.raises(AssertionError, match="from the cache"):
+        VoiceMatcher(translator, ExpressiveOptions(cache_dir=tmp_path)).profiles()
 
 
 def test_nearest_voice_follows_the_speakers_pitch(translator, tmp_path, say):
     matcher = VoiceMatcher(translator, ExpressiveOptions(cache_dir=tmp_path))
     voices = [VoiceProfile(i, hz, 4.0) for i, hz in enumerate([100, 130, 180, 240, None, 300, 90, 150])]
-    cache = {"model": translator.loaded.name, "sentence": "", "voices": [dataclasses.asdict(v) for v in voices]}
+    cache = {
+        "model": translator.loaded.name,
+        "source": str(translator.loaded.model.name_or_path),
+        "sentence": "",
+        "voices": [dataclasses.asdict(v) for v in voices],
+    }
     from engine.expressive import PROFILE_SENTENCE
 
     cache["sentence"] = PROFILE_SENTENCE
