@@ -20,9 +20,17 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 CORPUS_TSV = ASSETS / "tiny_corpus.tsv"
 #: Bump when the recipe changes, so stale caches are rebuilt rather than reused.
-TINY_VERSION = 1
+TINY_VERSION = 2
 SEED = 0
 SPM_VOCAB_SIZE = 400
+#: Spread of the random weights. At transformers' default (0.02) the tiny decoder's output ignored both the audio and
+#: the target language (every input gave the same text), so tests could not tell one session's translation from
+#: another's; at 0.2 (with the n-gram rule below) 12 of 12 (audio, target) pairs tried gave different text.
+INIT_STD = 0.2
+#: Random decoders repeat one token forever ("asasasas…", a single word); forbidding repeated bigrams in the tiny
+#: model's generation config keeps its gibberish made of several words, as real text is, so word-level stages
+#: (toxicity spans, gender terms, subtitles) have something to work on.
+NO_REPEAT_NGRAM = 2
 #: Languages the tiny model accepts as text targets; all but ``heb`` can also be spoken (as in the real model,
 #: some text languages have no voice).
 TINY_LANGUAGES = ("eng", "spa", "fra", "deu", "ita", "por", "rus", "pol", "arb", "hin", "cmn", "jpn", "tur", "heb")
@@ -30,6 +38,7 @@ TINY_SPEECH_LANGUAGES = tuple(code for code in TINY_LANGUAGES if code != "heb")
 TINY_SPEAKERS = 8
 UNIT_VOCAB_SIZE = 64
 UNIT_OFFSET = 4  # control symbols before the first unit, as in the real model
+UNIT_UNK = 3  # the last control symbol (BOS 0, pad 1, EOS 2, UNK 3)
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +151,15 @@ def build_tiny_model(dest: Path) -> None:
         vocoder_num_langs=len(TINY_SPEECH_LANGUAGES),
         vocoder_num_spkrs=TINY_SPEAKERS,
         max_new_tokens=64,
+        initializer_range=INIT_STD,
     )
     torch.manual_seed(SEED)
     model = SeamlessM4Tv2Model(config).eval()
+    # A trained text-to-unit model never predicts the BOS or UNK control symbols; random weights would, and both
+    # map below zero once the vocoder offset is taken off (transformers' own generate then fails). Zero logits keep
+    # them below the best unit.
+    with torch.no_grad():
+        model.t2u_model.lm_head.weight[[config.t2u_bos_token_id, UNIT_UNK]] = 0.0
 
     gen = model.generation_config
     gen.text_decoder_lang_to_code_id = {code: vocab[f"__{code}__"] for code in TINY_LANGUAGES}
@@ -153,6 +168,7 @@ def build_tiny_model(dest: Path) -> None:
     gen.id_to_text = {str(i): token for token, i in vocab.items()}
     gen.char_to_id = char_to_id
     gen.max_new_tokens = 64
+    gen.no_repeat_ngram_size = NO_REPEAT_NGRAM
     # Without this, save_pretrained regenerates the generation config from the model config and the language
     # maps above are silently dropped on reload.
     gen._from_model_config = False

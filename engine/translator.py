@@ -193,7 +193,10 @@ class Translator:
         raw_units = t2u[0].argmax(dim=-1)
         valid = (raw_units != model.config.t2u_eos_token_id) & t2u[1].bool()
         unit_pad = model.config.t2u_pad_token_id
-        vocoder_ids = torch.where(valid, raw_units - model.config.vocoder_offset, unit_pad)
+        # As transformers' generate: EOS and padding become the pad id, which the vocoder reads as is; every other
+        # id loses the offset of the control symbols.
+        vocoder_ids = raw_units.masked_fill(~valid, unit_pad)
+        vocoder_ids = torch.where(vocoder_ids == unit_pad, vocoder_ids, vocoder_ids - model.config.vocoder_offset)
         t2u_seconds = time.perf_counter() - started
 
         started = time.perf_counter()

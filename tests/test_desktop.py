@@ -116,11 +116,12 @@ def speech(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def long_speech(tmp_path_factory) -> Path:
-    """About ten seconds of English in two sentences: enough translated speech for the watermark's payload (one
-    period is 1.92 s; the tiny model says less than it hears)."""
+    """About sixteen seconds of English in three sentences: enough translated speech for the watermark's payload
+    (one period is 1.92 s; the tiny model says less than half of what it hears)."""
     text = (
         "Good morning and welcome to the live translation test. Today we will talk for a little while longer, so "
-        "that the translation has plenty to say about the weather, the trains and the market."
+        "that the translation has plenty to say about the weather, the trains and the market. After that, we will "
+        "read the news of the day and wish everybody a pleasant evening."
     )
     return espeak(text, tmp_path_factory.mktemp("d") / "long.wav")
 

@@ -71,10 +71,18 @@ def test_added_toxicity_is_redecoded_with_the_word_banned(baseline, mitigated):
 def test_still_toxic_redecode_is_masked_and_silenced(translator, baseline, mitigated, tmp_path):
     _, term = baseline
     redecoded, _ = mitigated
-    checker = checker_with(translator, tmp_path, {"spa": [term, *words(redecoded.text)]})
-    [(result, report)] = translate_checked(translator, checker, [SOURCE], Task.T2ST, "spa", "eng")
+    # List every word of the re-decode too. Listing more words can ban more in the re-decode and change it, so words
+    # it shows unmasked are added until none is left.
+    terms = {term, *words(redecoded.text)}
+    for attempt in range(5):
+        checker = checker_with(translator, tmp_path / str(attempt), {"spa": sorted(terms)})
+        [(result, report)] = translate_checked(translator, checker, [SOURCE], Task.T2ST, "spa", "eng")
+        shown = set(words(result.text))  # masked words are asterisks, which are not words
+        if not shown:
+            break
+        terms |= shown
     assert report.mitigated and report.masked and report.toxicity.toxic
-    assert set(result.text) <= {"*", " "} and len(result.text) == len(redecoded.text)
+    assert set(result.text) <= {"*", " "} and "*" in result.text
     assert result.waveform is not None and not result.waveform.any()  # never spoken
     assert "masked" in " ".join(report.flags)
 
