@@ -213,6 +213,9 @@ class WatermarkOptions:
     min_tiles_per_symbol: int = 3
     #: Placements (offset and phase) with the best pilot scores that the detector tries to decode.
     decode_candidates: int = 4
+    #: Decodes per placement tried (list Viterbi, best first) when the pilots alone show the mark but the best
+    #: decode fails the CRC.
+    decode_list_size: int = 16
     #: Detection score above which the mark counts as detected.
     detect_z: float = 5.0
     #: Localisation window length and hop, seconds.
@@ -670,7 +673,12 @@ class _Detector:
             reverse=True,
         )[: options.decode_candidates]
         softs = [item.aligned(candidate_phase)[0] for _, candidate_phase, item in candidates]
-        decoded_all = ecc.decode_payloads(np.stack([soft.sum(axis=0)[layout.pilot_symbols :] for soft in softs]))
+        coded = np.stack([soft.sum(axis=0)[layout.pilot_symbols :] for soft in softs])
+        decoded_all, tried = ecc.decode_payloads(coded), len(candidates)
+        if pilot_score >= options.detect_z and all(decoded is None for decoded, _ in decoded_all):
+            # The pilots alone show the mark, so a list of likely decodes may be searched for one the CRC accepts.
+            decoded_all = ecc.decode_payloads(coded, options.decode_list_size)
+            tried *= options.decode_list_size
         # Without a valid payload, windows are scored against the best placement's nearest codeword: mostly right
         # where the mark is, and far stronger evidence for localisation than the pilots alone.
         score, phase, best, payload = candidates[0][0], candidates[0][1], candidates[0][2], None
@@ -683,7 +691,7 @@ class _Detector:
             if payload is None or decoded_score > score:
                 score, phase, best, payload, values = decoded_score, candidate_phase, item, decoded, symbol_values
         if payload is not None:  # a random decode passes the CRC with probability 2**-CRC_BITS
-            p_value = min(p_value, len(candidates) * 2.0**-ecc.CRC_BITS)
+            p_value = min(p_value, tried * 2.0**-ecc.CRC_BITS)
         detected = score >= options.detect_z
         return WatermarkResult(
             detected=detected,

@@ -58,25 +58,38 @@ def encode_payload(payload: int) -> np.ndarray:
     return 2.0 * _convolve(info) - 1.0
 
 
-def decode_payload(soft: np.ndarray) -> tuple[int | None, np.ndarray]:
+def decode_payload(soft: np.ndarray, list_size: int = 1) -> tuple[int | None, np.ndarray]:
     """Soft values (positive means bit 1, magnitude = reliability) to the payload, or None when the CRC fails.
 
     Also returns the ±1 codeword re-encoded from the decoded bits, which tells the detector what every coded
-    symbol should look like (used for scoring and localisation).
+    symbol should look like (used for scoring and localisation). ``list_size`` > 1 tries that many of the most
+    likely inputs in turn and keeps the first whose CRC passes (see :func:`decode_payloads`).
     """
-    return decode_payloads(soft[None])[0]
+    return decode_payloads(soft[None], list_size)[0]
 
 
-def decode_payloads(soft: np.ndarray) -> list[tuple[int | None, np.ndarray]]:
-    """:func:`decode_payload` for a batch of candidates (candidates, CODED_BITS), decoded together for speed."""
+def decode_payloads(soft: np.ndarray, list_size: int = 1) -> list[tuple[int | None, np.ndarray]]:
+    """:func:`decode_payload` for a batch of candidates (candidates, CODED_BITS), decoded together for speed.
+
+    CRC-aided list decoding: the list Viterbi algorithm yields the ``list_size`` most likely inputs, and the CRC
+    picks the first valid one, which reads payloads at lower signal-to-noise ratios than the single best path
+    (Seshadri & Sundberg, "List Viterbi decoding algorithms with applications", IEEE Trans. Commun. 42(234), 1994).
+    Each path tried is one more chance for noise to pass the CRC (2**-CRC_BITS each), so callers use a list only
+    where the mark is already known to be present. When no path passes, the best path's codeword is returned.
+    """
     if soft.ndim != 2 or soft.shape[1] != CODED_BITS:
         raise ValueError(f"expected (candidates, {CODED_BITS}) soft values, got shape {soft.shape}")
+    if list_size < 1:
+        raise ValueError("list_size must be >= 1")
     results: list[tuple[int | None, np.ndarray]] = []
-    for info in _viterbi(soft):
-        codeword = 2.0 * _convolve(info) - 1.0
-        bits = info[:PAYLOAD_BITS]
-        valid = np.array_equal(crc(bits), info[PAYLOAD_BITS:INFO_BITS])
-        results.append((bits_to_int(bits) if valid else None, codeword))
+    for paths in _list_viterbi(soft, list_size):
+        chosen, payload = paths[0], None
+        for info in paths:
+            bits = info[:PAYLOAD_BITS]
+            if np.array_equal(crc(bits), info[PAYLOAD_BITS:INFO_BITS]):
+                chosen, payload = info, bits_to_int(bits)
+                break
+        results.append((payload, 2.0 * _convolve(chosen) - 1.0))
     return results
 
 
@@ -109,27 +122,41 @@ def _trellis() -> tuple[np.ndarray, np.ndarray]:
     return predecessors, 2.0 * outputs - 1.0
 
 
-def _viterbi(soft: np.ndarray) -> np.ndarray:
-    """Maximum-likelihood input bits (candidates, steps) for soft values under Gaussian noise (correlation metric)."""
+def _list_viterbi(soft: np.ndarray, size: int) -> list[np.ndarray]:
+    """The ``size`` most likely input sequences of each candidate under Gaussian noise (correlation metric).
+
+    Parallel list Viterbi: every state keeps its ``size`` best partial paths, ranked; size 1 is the Viterbi
+    algorithm. Returns, per candidate, the paths ending in state 0 (the zero tail), best first, as (paths, steps)
+    0/1 arrays; paths that cannot exist (fewer than ``size`` at the end) are left out.
+    """
     predecessors, outputs = _trellis()
     batch = soft.shape[0]
     steps = soft.shape[1] // len(GENERATORS)
     pairs = soft.reshape(batch, steps, len(GENERATORS))
     branch = np.einsum("spg,btg->tbsp", outputs, pairs)  # (steps, batch, state, predecessor)
-    metric = np.full((batch, _STATES), -np.inf)
-    metric[:, 0] = 0.0
-    choices = np.empty((steps, batch, _STATES), dtype=np.int64)
-    first, second = predecessors[:, 0], predecessors[:, 1]
+    metric = np.full((batch, _STATES, size), -np.inf)
+    metric[:, 0, 0] = 0.0
+    # For each step, state and rank: which of the 2 x size extensions (predecessor, its rank) was kept.
+    choices = np.empty((steps, batch, _STATES, size), dtype=np.int64)
     for step in range(steps):
-        via_first = metric[:, first] + branch[step, :, :, 0]
-        via_second = metric[:, second] + branch[step, :, :, 1]
-        choice = via_second > via_first
-        choices[step] = choice
-        metric = np.where(choice, via_second, via_first)
-    state = np.zeros(batch, dtype=np.int64)  # the zero tail brings the encoder back to state 0
-    info = np.empty((batch, steps), dtype=np.int8)
-    rows = np.arange(batch)
+        extended = np.concatenate(
+            [
+                metric[:, predecessors[:, 0]] + branch[step, :, :, :1],
+                metric[:, predecessors[:, 1]] + branch[step, :, :, 1:],
+            ],
+            axis=-1,
+        )  # (batch, state, 2 x size)
+        order = np.argsort(-extended, axis=-1, kind="stable")[..., :size]
+        choices[step] = order
+        metric = np.take_along_axis(extended, order, axis=-1)
+    rows = np.arange(batch)[:, None]
+    state = np.zeros((batch, size), dtype=np.int64)
+    rank = np.broadcast_to(np.arange(size), (batch, size)).copy()
+    info = np.empty((batch, size, steps), dtype=np.int8)
     for step in range(steps - 1, -1, -1):
-        info[:, step] = state & 1
-        state = predecessors[state, choices[step, rows, state]]
-    return info
+        info[:, :, step] = state & 1
+        choice = choices[step, rows, state, rank]
+        state = predecessors[state, choice // size]
+        rank = choice % size
+    valid = np.isfinite(metric[:, 0])
+    return [info[b][valid[b]] for b in range(batch)]

@@ -238,6 +238,17 @@ def test_error_correction_and_crc():
     assert decoded != PAYLOAD
 
 
+def test_list_decoding_reads_payloads_the_best_path_misses():
+    rng = np.random.default_rng(2)
+    noisy = ecc.encode_payload(PAYLOAD) + rng.normal(0.0, 1.1, (100, ecc.CODED_BITS))
+    single = sum(payload == PAYLOAD for payload, _ in ecc.decode_payloads(noisy))
+    listed = sum(payload == PAYLOAD for payload, _ in ecc.decode_payloads(noisy, 16))
+    assert listed >= single + 10, (single, listed)
+    # Every path tried is a chance for noise to pass the CRC (16 x 300 / 65,536 = 0.07 expected here).
+    noise = ecc.decode_payloads(rng.normal(0.0, 1.0, (300, ecc.CODED_BITS)), 16)
+    assert sum(payload is not None for payload, _ in noise) <= 1
+
+
 def test_cli_end_to_end(tmp_path, marked, speech):
     marked_path, clean_path = tmp_path / "marked.wav", tmp_path / "clean.flac"
     sf.write(marked_path, marked, SAMPLE_RATE_HZ, subtype="PCM_16")
