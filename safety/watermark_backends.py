@@ -23,6 +23,7 @@ from safety.watermark import (
     WatermarkError,
     WatermarkResult,
     WindowScore,
+    merge_windows,
     mono_float32,
     resample,
 )
@@ -139,4 +140,7 @@ class AudioSealWatermarker:
             for start in range(0, max(1, probability.size - window + 1), window // 2)
             for p in [float(probability[start : start + window].mean())]
         ]
-        return WatermarkResult(detected=detected, payload=payload, score=score, p_value=float("nan"), windows=windows)
+        return WatermarkResult(
+            detected=detected, payload=payload, score=score, p_value=float("nan"), windows=windows,
+            marked_s=merge_windows(windows),
+        )  # fmt: skip

@@ -36,7 +36,7 @@ def test_pieces_marked_where_they_lie_carry_the_payload(marker, pieces):
     assert found.detected and found.payload == marker.payload
     for start in starts[1:-1]:  # pieces away from the edges are found where they are
         middle_s = (start / SAMPLE_RATE_HZ) + PIECE_S / 2
-        assert any(lo <= middle_s <= hi for lo, hi in found.marked_ranges_s()), (middle_s, found.marked_ranges_s())
+        assert any(lo <= middle_s <= hi for lo, hi in found.marked_s), (middle_s, found.marked_s)
     assert timeline.speech_samples == sum(p.size for p in pieces)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from safety.watermark import (
     WatermarkError,
     WatermarkKey,
     WatermarkOptions,
+    _maximal_segments,
     create_watermarker,
     make_payload,
 )
@@ -97,14 +99,14 @@ def test_round_trip_recovers_payload(watermarker, speech, marked):
     result = watermarker.detect(marked, SAMPLE_RATE_HZ)
     assert result.detected and result.payload == PAYLOAD
     assert result.p_value < 1e-3
-    assert result.marked_ranges_s()
+    assert result.marked_s
 
 
 def test_unmarked_speech_is_not_detected(watermarker, speech, other_speech):
     for audio in (speech, other_speech):
         result = watermarker.detect(audio, SAMPLE_RATE_HZ)
         assert not result.detected and result.payload is None
-        assert not result.marked_ranges_s()
+        assert not result.marked_s
 
 
 def test_quality_snr_bound(speech, marked):
@@ -167,7 +169,7 @@ def test_splice_is_localised(watermarker, marked, other_speech):
     before, after = other_speech[: 3 * SAMPLE_RATE_HZ], other_speech[-3 * SAMPLE_RATE_HZ :]
     result = watermarker.detect(np.concatenate([before, marked, after]), SAMPLE_RATE_HZ)
     assert result.detected and result.payload == PAYLOAD
-    ranges = result.marked_ranges_s()
+    ranges = result.marked_s
     assert abs(ranges[0][0] - 3.0) <= 0.5 and abs(ranges[-1][1] - 8.0) <= 0.5
 
 
@@ -249,6 +251,13 @@ def test_list_decoding_reads_payloads_the_best_path_misses():
     assert sum(payload is not None for payload, _ in noise) <= 1
 
 
+def test_maximal_segments_find_each_stretch_above_the_threshold():
+    scores = np.array([-1.0, 2, 2, -1, 3, -5, -5, 4, -1, -9, 1.5])
+    assert _maximal_segments(scores, 3.0) == [(1, 5), (7, 8)]
+    assert _maximal_segments(scores, 7.0) == []
+    assert _maximal_segments(-np.ones(5), 0.5) == []
+
+
 def test_cli_end_to_end(tmp_path, marked, speech):
     marked_path, clean_path = tmp_path / "marked.wav", tmp_path / "clean.flac"
     sf.write(marked_path, marked, SAMPLE_RATE_HZ, subtype="PCM_16")
@@ -260,7 +269,9 @@ def test_cli_end_to_end(tmp_path, marked, speech):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert f"payload 0x{PAYLOAD:08x}" in lines[0] and "marked 0.00-" in lines[0]
+    assert f"payload 0x{PAYLOAD:08x}" in lines[0]
+    start_s, end_s = map(float, re.search(r"marked (\d+\.\d+)-(\d+\.\d+) s$", lines[0]).groups())
+    assert start_s <= 0.5 and abs(end_s - marked.size / SAMPLE_RATE_HZ) <= 0.5  # the whole file is marked
     assert "no watermark" in lines[1]
     assert "test-key" not in proc.stdout + proc.stderr
 

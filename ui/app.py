@@ -268,7 +268,7 @@ class ParleyApp:
                 if payload is not None
                 else "present, but the payload could not be read"
             )
-            ranges = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in result.marked_ranges_s()) or "—"
+            ranges = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in result.marked_s) or "—"
             text = (
                 f"### Watermark found\n**Payload:** {who}  \n**Where:** {ranges}  \n"
                 f"**Confidence:** chance of this in unmarked audio p = {result.p_value:.1e} (score {result.score:.1f})"
