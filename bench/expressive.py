@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from engine.audio import SAMPLE_RATE_HZ, load_audio
 from engine.expressive import ExpressiveOptions, ExpressiveStage, PitchProfile, track_f0
-from engine.metrics import Expressivity, expressivity
+from engine.expressivity_metrics import Expressivity, expressivity
 
 TGT, SRC = "spa", "eng"
 VOICES = ("en", "en-us", "en+f3", "en+m3", "en+f2", "en-gb-x-rp")

@@ -27,6 +27,7 @@ from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutput
 
 from engine.audio import SAMPLE_RATE_HZ
+from engine.banned_words import bad_words_ids
 from engine.languages import Capability, UnknownLanguageError, get_language
 from engine.models import LoadedModel
 from engine.options import EngineOptions
@@ -75,14 +76,22 @@ class Speech:
     vocoder_seconds: float
 
 
+#: Generated sequences start with these many layout tokens: the decoder start token and the target-language token.
+HEAD_TOKENS = 2
+
+
 class Translator:
-    """Speech and text translation with one loaded SeamlessM4T v2 model."""
+    """Speech and text translation with one loaded SeamlessM4T v2 model; also the streaming sessions'
+    :class:`engine.backend.StreamingBackend` on that model."""
 
     def __init__(self, loaded: LoadedModel, options: EngineOptions | None = None) -> None:
         self.loaded = loaded
         self.options = options or EngineOptions(model=loaded.name)
         self._model = loaded.model
         self._gen = loaded.model.generation_config
+        self._tokenizer = loaded.tokenizer
+        self._specials = frozenset(loaded.tokenizer.all_special_ids)
+        self._word_starts: dict[int, bool] = {}
 
     # ---- validation -------------------------------------------------------------------------------------------
 
@@ -210,6 +219,61 @@ class Translator:
         waveforms = [waveform[i, : int(lengths[i])].float().cpu().numpy() for i in range(batch)]
         units = [tuple(int(u) for u in vocoder_ids[i][valid[i]]) for i in range(batch)]
         return Speech(waveforms, units, raw_units, t2u_seconds, time.perf_counter() - started)
+
+    # ---- engine.backend.StreamingBackend ------------------------------------------------------------------------
+
+    def encode(self, audio: np.ndarray) -> Encoded:
+        return self.encode_speech([audio])
+
+    def continue_text(
+        self,
+        state: Encoded,
+        tgt_lang: str,
+        prefix: Sequence[int],
+        max_new_tokens: int,
+        banned_words: Sequence[str] = (),
+    ) -> list[int]:
+        if max_new_tokens <= 0:
+            return []
+        kwargs = {}
+        if banned_words:
+            kwargs["bad_words_ids"] = self.banned_ids(banned_words)
+            if not kwargs["bad_words_ids"]:
+                del kwargs["bad_words_ids"]
+        sequence = self.generate_text(
+            state, tgt_lang, prefix=prefix, max_new_tokens=max_new_tokens, num_beams=1, **kwargs
+        )[0].tolist()
+        new = sequence[HEAD_TOKENS + len(prefix) :]
+        while new and new[-1] in self._specials:  # EOS and padding
+            new.pop()
+        return new
+
+    def speak(
+        self, state: Encoded, tgt_lang: str, committed: Sequence[int], new_count: int, speaker_id: int | None
+    ) -> np.ndarray:
+        head = [self._gen.decoder_start_token_id, self._gen.text_decoder_lang_to_code_id[tgt_lang]]
+        device = state.hidden_states.device
+        eos = self._gen.eos_token_id
+        full = torch.tensor([[*head, *committed, eos]], device=device)
+        states = self.decoder_states(state, full)  # one state per input position: head + committed
+        first = len(head) + len(committed) - new_count
+        phrase_states = torch.cat([states[:, : len(head)], states[:, first:]], dim=1)
+        phrase = torch.tensor([[*head, *committed[len(committed) - new_count :], eos]], device=device)
+        return self.synthesize(phrase_states, phrase, tgt_lang, speaker_id).waveforms[0]
+
+    def starts_word(self, token_id: int) -> bool:
+        """SentencePiece marks word starts with "▁"; special tokens stand alone."""
+        if token_id not in self._word_starts:
+            piece = self._tokenizer.convert_ids_to_tokens(token_id)
+            self._word_starts[token_id] = piece.startswith("▁") or token_id in self._specials
+        return self._word_starts[token_id]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+    def banned_ids(self, words: Sequence[str]) -> list[list[int]]:
+        """``bad_words_ids`` for ``generate`` that ban ``words`` in every case and spacing variant."""
+        return bad_words_ids(self._tokenizer, words)
 
     # ---- the tasks --------------------------------------------------------------------------------------------
 

@@ -30,7 +30,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from engine.banned_words import bad_words_ids
 from engine.hooks import Report, ResultCheck
+from engine.masking import mask
 from engine.tasks import Task
 from engine.translator import Encoded, TranslationResult, Translator
 from safety.gender import GENDERS, Gender, GenderBiasChecker, GenderOptions, GenderReport, other, summarise
@@ -39,8 +41,6 @@ from safety.toxicity import (
     ToxicityDetector,
     ToxicityOptions,
     ToxicityReport,
-    bad_words_ids,
-    mask,
 )
 
 log = logging.getLogger(__name__)

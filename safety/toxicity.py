@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -535,45 +534,3 @@ class ToxicityDetector:
     def added_toxicity(self, source_text: str, src_lang: str, target_text: str, tgt_lang: str) -> AddedToxicityReport:
         """Compare the toxicity of a translation with that of its source (for speech, the model's own transcript)."""
         return AddedToxicityReport(self.detect(source_text, src_lang), self.detect(target_text, tgt_lang))
-
-
-# --- mitigation helpers -------------------------------------------------------------------------------------------
-
-
-def _case_variants(word: str) -> list[str]:
-    return list(dict.fromkeys((word, word.lower(), word.upper(), word[:1].upper() + word[1:].lower())))
-
-
-def bad_words_ids(tokenizer: Any, words: Iterable[str]) -> list[list[int]]:
-    """Token id sequences that ban ``words`` in ``generate(bad_words_ids=...)``, as MinTox does.
-
-    Each word is banned in lower, upper and capitalised case, both as a word of its own (with the leading space or
-    SentencePiece ``▁``) and glued to what precedes it (``¡mierda``), since the model may produce either.
-    ``tokenizer`` is a Hugging Face tokenizer; sequences holding the unknown token are dropped (banning ``<unk>``
-    would ban every unknown word).
-    """
-    unk = tokenizer.unk_token_id
-    sequences: set[tuple[int, ...]] = set()
-    for word in words:
-        for variant in _case_variants(word.strip()):
-            if not variant:
-                continue
-            for text in (variant, " " + variant):
-                sequences.add(tuple(tokenizer(text, add_special_tokens=False)["input_ids"]))
-            pieces = tokenizer.tokenize(variant)
-            if pieces and pieces[0].startswith(SPM_SPACE):
-                glued = [p for p in [pieces[0].removeprefix(SPM_SPACE), *pieces[1:]] if p]
-                sequences.add(tuple(tokenizer.convert_tokens_to_ids(glued)))
-    return sorted(list(s) for s in sequences if s and unk not in s)
-
-
-def mask(text: str, spans: Iterable[tuple[int, int]], fill: str = "*") -> str:
-    """``text`` with every non-space character inside ``spans`` (start, exclusive end) replaced by ``fill``."""
-    chars = list(text)
-    for start, end in spans:
-        if not 0 <= start <= end <= len(text):
-            raise ValueError(f"span ({start}, {end}) is outside a text of {len(text)} characters")
-        for i in range(start, end):
-            if not chars[i].isspace():
-                chars[i] = fill
-    return "".join(chars)

@@ -22,15 +22,15 @@ from engine.expressive import (
     read_syllable_rates,
     track_f0,
 )
-from engine.file_translation import translate_recording
-from engine.languages import all_languages
-from engine.metrics import (
+from engine.expressivity_metrics import (
     expressivity,
     f0_median_error_st,
     loudness_error_lu,
     pause_alignment,
     speech_rate_correlation,
 )
+from engine.file_translation import translate_recording
+from engine.languages import all_languages
 from engine.streaming import SpeechChunk, StreamingSession
 from engine.tasks import Task
 from engine.vad import Segmenter, StreamingVad

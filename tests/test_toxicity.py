@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from engine.banned_words import bad_words_ids
+from engine.masking import mask
 from safety.toxicity import (
     TOXICITY_DIR_ENV,
     ToxicityDetector,
     ToxicityListError,
     ToxicityOptions,
-    bad_words_ids,
     looks_rot13,
-    mask,
     nllb_list_files,
     read_nllb_list,
     rot13,
