@@ -36,7 +36,7 @@ from scipy.signal import butter, lfilter, resample_poly, sosfilt
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere (bench/safety.py
 # would otherwise stand in for the safety package)
 
-from safety.watermark import SAMPLE_RATE_HZ, SpreadSpectrumWatermarker, Watermarker, WatermarkKey, create_watermarker
+from safety.watermark import SAMPLE_RATE_HZ, WatermarkConfig, Watermarker, create_watermarker
 
 CLIP_S = 5.0
 CROP_S = 2.0
@@ -294,9 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean", type=int, default=1000, help="clean clips for the threshold (bar: >= 1000)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    backends: dict[str, Watermarker] = {"built-in": SpreadSpectrumWatermarker(WatermarkKey("bench-key"))}
+    backends: dict[str, Watermarker] = {"built-in": create_watermarker(WatermarkConfig(key_secret="bench-key"))}
     if shutil.which("audiowmark"):
-        backends["audiowmark"] = create_watermarker("audiowmark")
+        backends["audiowmark"] = create_watermarker(WatermarkConfig(backend="audiowmark", audiowmark_detect_speed=True))
 
     rng = np.random.default_rng(args.seed)
     clip_voices = voices(args.clips, args.seed)
