@@ -11,6 +11,7 @@ from safety.watermark.spread.instances import Grid, Instances, t_score
 from safety.watermark.spread.layout import Layout, TileAnalyzer
 from safety.watermark.spread.localise import Localiser
 from safety.watermark.spread.options import LN_PER_DB, WatermarkOptions
+from safety.watermark.spread.resync import ResyncSearch
 
 
 class Detector:
@@ -21,23 +22,36 @@ class Detector:
         self._analyzer = analyzer
         self._options = options
         self._localiser = Localiser(layout, options)
+        self._search = ResyncSearch(self, options)
 
     def detect(self, audio: np.ndarray) -> WatermarkResult:
-        """``audio``: 16 kHz mono samples."""
-        found = self.placements(np.asarray(audio, dtype=np.float32))
+        """``audio``: 16 kHz mono samples. When the payload does not decode as the audio is, the resynchronising
+        search (:mod:`.resync`) looks for it under speed, tempo and pitch changes; the p-value counts every
+        hypothesis that search could try."""
+        audio = np.asarray(audio, dtype=np.float32)
+        found = self.placements(audio)
         if not found:
             return WatermarkResult(detected=False, payload=None, score=0.0, p_value=1.0)
-        pilot_score = max(item.best_score for item in found)
-        p_value = min(1.0, len(found) * self._options.period_columns * float(ndtr(-pilot_score)))
-        return self.decide(found, p_value)
+        result = self.decide(found, self.pilot_p(found), self._search.hypotheses)
+        if result.payload is not None or self._search.hypotheses == 1:
+            return result
+        searched = self._search.search(audio)
+        return searched if searched.payload is not None or searched.score > result.score else result
 
-    def placements(self, audio: np.ndarray) -> list[Instances]:
+    def pilot_p(self, found: list[Instances]) -> float:
+        """Chance that unmarked audio gives pilots this strong on some placement of ``found`` (Bonferroni)."""
+        pilot_score = max(item.best_score for item in found)
+        return min(1.0, len(found) * self._options.period_columns * float(ndtr(-pilot_score)))
+
+    def placements(self, audio: np.ndarray, frequency_scale: float = 1.0, step: int | None = None) -> list[Instances]:
         """Symbol instances on every candidate column grid: each hop-spaced frame series at search_step_samples
         offsets holds two grids (even and odd frame pairs); the best one's offset is then refined by halving steps
-        down to refine_step_samples. Each grid holds every phase of the period (period_columns placements)."""
+        down to refine_step_samples. Each grid holds every phase of the period (period_columns placements).
+        ``frequency_scale``: see :meth:`TileAnalyzer.band_power`; ``step`` (a divisor of the hop) overrides
+        search_step_samples, for a coarser and cheaper search."""
         options, analyzer = self._options, self._analyzer
-        step = options.search_step_samples
-        fine_power = analyzer.band_power(analyzer.spectra(audio, step))
+        step = step or options.search_step_samples
+        fine_power = analyzer.band_power(analyzer.spectra(audio, step), frequency_scale)
         per_hop = options.hop_samples // step
         candidates = [self._grid(fine_power[offset::per_hop], offset * step) for offset in range(per_hop)]
         grids = [grid for pair in candidates for grid in pair if grid.features.shape[0] >= 2]
@@ -50,7 +64,7 @@ class Detector:
             for start in (top.grid.start - delta, top.grid.start + delta):
                 if start < 0:
                     continue
-                power = analyzer.band_power(analyzer.spectra(audio[start:], options.hop_samples))
+                power = analyzer.band_power(analyzer.spectra(audio[start:], options.hop_samples), frequency_scale)
                 refined = self._grid(power, start)[0]
                 if refined.features.shape[0] >= 2:
                     found.append(self.instances(refined))
@@ -58,9 +72,11 @@ class Detector:
             delta //= 2
         return found
 
-    def decide(self, found: list[Instances], p_value: float) -> WatermarkResult:
+    def decide(self, found: list[Instances], p_value: float, hypotheses: int = 1) -> WatermarkResult:
         """Decode the strongest few placements of ``found``; one whose payload passes the CRC is scored on every
-        symbol. ``p_value`` is the pilots' (every placement searched counted), lowered when a CRC passes."""
+        symbol. ``p_value`` is the pilots' over ``found`` (every placement counted, and every hypothesis of the
+        stage that chose ``found``), lowered when a CRC passes; the result's p-value is multiplied by
+        ``hypotheses``, every time-frequency hypothesis the detector could have tried."""
         options, layout = self._options, self._layout
         candidates = sorted(
             ((float(item.pilot_scores[phase]), phase, item) for item in found for phase in item.top_phases()),
@@ -87,6 +103,7 @@ class Detector:
                 score, phase, best, payload, values = decoded_score, candidate_phase, item, decoded, symbol_values
         if payload is not None:  # a random decode passes the CRC with probability 2**-CRC_BITS
             p_value = min(p_value, tried * 2.0**-ecc.CRC_BITS)
+        p_value = min(1.0, p_value * hypotheses)
         detected = score >= options.detect_z
         windows, marked_s = self._localiser.localise(best, phase, values, detected)
         return WatermarkResult(

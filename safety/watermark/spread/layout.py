@@ -81,9 +81,21 @@ class TileAnalyzer:
         )
         return scipy.fft.rfft(frames * self.window.astype(samples.dtype, copy=False), axis=-1)
 
-    def band_power(self, spectra: np.ndarray) -> np.ndarray:
-        """Mean power per (..., frame, band) over the band's bins."""
-        power = np.abs(spectra[..., self.bins]) ** 2
+    def band_power(self, spectra: np.ndarray, frequency_scale: float = 1.0) -> np.ndarray:
+        """Mean power per (..., frame, band) over the band's bins.
+
+        ``frequency_scale`` != 1 reads each bin's power at that multiple of its frequency (linear interpolation
+        between bins): the tiles of audio whose spectrum was scaled by that factor (a pitch shift) line up with the
+        pattern again.
+        """
+        if frequency_scale == 1.0:
+            power = np.abs(spectra[..., self.bins]) ** 2
+        else:
+            position = np.arange(self.bins.start, self.bins.stop) * frequency_scale
+            low = np.minimum(np.floor(position).astype(np.int64), spectra.shape[-1] - 2)
+            above = np.clip(position - low, 0.0, 1.0)
+            full = np.abs(spectra) ** 2
+            power = full[..., low] * (1.0 - above) + full[..., low + 1] * above
         return power.reshape(*power.shape[:-1], self.options.band_count, self.options.bins_per_band).mean(axis=-1)
 
     def log_energy(self, tile_power: np.ndarray) -> np.ndarray:
