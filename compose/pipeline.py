@@ -18,6 +18,7 @@ from engine.file_translation import FileTranslation, Progress, translate_recordi
 from engine.hooks import Report
 from engine.mitigation import translate_texts_checked
 from engine.models import LoadedModel, load_model
+from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from engine.translator import TranslationResult, Translator
@@ -63,7 +64,7 @@ class Pipeline:
         expressive: bool | None = None,
     ) -> StreamingSession:
         """A new live session (one per stream) with its own VAD state."""
-        task = Task(task)
+        task, streaming = Task(task), self.settings.streaming
         if task is not Task.ASR:
             self.translator.check_target(tgt_lang, task.speech_output)
         if src_lang is not None:
@@ -73,11 +74,12 @@ class Pipeline:
             StreamingVad.for_new_stream(self.vad_model),
             tgt_lang,
             task=task,
-            preset=preset or self.settings.streaming.preset,
+            preset=preset or streaming.preset,
             src_lang=src_lang,
             speaker_id=self.settings.engine.speaker_id,
             expressive=self._stage(expressive),
             judge=self.judge,
+            limits=LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s),
         )
 
     def translate_recording(

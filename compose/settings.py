@@ -35,6 +35,11 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
 class StreamingSettings:
     #: Latency preset of live translation when the person does not choose one.
     preset: str = field(default="balanced", metadata=_help("live latency preset", choices=tuple(PRESETS)))
+    #: Sample rates a live chunk may have, in Hz.
+    min_rate_hz: int = field(default=8_000, metadata=_help("lowest live sample rate (Hz)"))
+    max_rate_hz: int = field(default=192_000, metadata=_help("highest live sample rate (Hz)"))
+    #: Longest live chunk, in seconds of audio.
+    max_chunk_s: float = field(default=5.0, metadata=_help("longest live chunk (s)"))
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -91,9 +96,21 @@ class WebSettings:
     queue_max_size: int = field(default=64, metadata=_help("requests that may wait before 'busy'"))
     #: Largest upload, in MB.
     max_file_mb: int = field(default=200, metadata=_help("largest upload (MB)"))
+    #: Longest text translated in one request, in characters.
+    max_text_chars: int = field(default=5_000, metadata=_help("longest text per request (characters)"))
+    #: Whether visitors may switch the shared model to the offline test model; unset: only when the server listens
+    #: on this machine alone (127.0.0.1, localhost). An operator decides for a shared server.
+    allow_model_switch: bool | None = field(default=None, metadata=_help("let visitors switch to the test model"))
+
+    @property
+    def model_switch_allowed(self) -> bool:
+        if self.allow_model_switch is not None:
+            return self.allow_model_switch
+        return self.host in ("127.0.0.1", "localhost", "::1")
 
     def __post_init__(self) -> None:
-        if min(self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb) < 1:
+        limits = (self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb)
+        if min(*limits, self.max_text_chars) < 1:
             raise ValueError("web limits must be positive")
 
 

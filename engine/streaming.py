@@ -43,7 +43,7 @@ from engine.mitigation import judge_and_mitigate
 from engine.presets import PRESETS, LatencyPreset, token_budget
 from engine.segmenter import SegmentAudio, SegmentStep, SpeechProbability, StreamSegmenter
 from engine.stream_events import CommittedText, Notice, PartialText, SegmentEnd, SpeechChunk, StreamEvent
-from engine.stream_input import StreamInput
+from engine.stream_input import LiveInputLimits, StreamInput
 from engine.tasks import Task
 
 __all__ = [
@@ -92,12 +92,14 @@ class StreamingSession:
         expressive: ProsodyStage | None = None,
         judge: Judge | None = None,
         policy: Callable[[int, Callable[[int], bool]], CommitPolicy] = LocalAgreement,
+        limits: LiveInputLimits | None = None,
     ) -> None:
         """``src_lang``, when given, adds a source transcript to each :class:`SegmentEnd` (one extra decode per
         segment, from the same encoder pass as the translation's final step). An ``expressive`` stage picks each
         segment's voice and gives every speech chunk the prosody of the source audio heard since the previous chunk
         (no look-ahead). A ``judge`` (the safety stage) sees every commit before its speech is made; its report
-        rides on the :class:`CommittedText`. ``policy(n, starts_word)`` builds the commit policy."""
+        rides on the :class:`CommittedText`. ``policy(n, starts_word)`` builds the commit policy; ``limits`` bound what
+        one chunk may be (rate, length, channels)."""
         self.task = Task(task)
         if not self.task.speech_input:
             raise ValueError("streaming takes speech: use s2tt, s2st or asr")
@@ -114,7 +116,7 @@ class StreamingSession:
         self._voice = LiveVoice(expressive, speaker_id)
         unsegmented = get_language(self.tgt_lang).unsegmented
         self._policy = policy(self.preset.agreement_n, (lambda _: True) if unsegmented else backend.starts_word)
-        self._input = StreamInput()
+        self._input = StreamInput(limits)
         self._segmenter = StreamSegmenter(vad, self.preset)
         self._open: _Decoding | None = None
         self._segment_index = 0

@@ -118,3 +118,29 @@ def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model
     assert sum(size for size, _ in seen) == 2 * state.speech.speech_samples
     starts = np.cumsum([0] + [p.size for p in played[:-1]])
     assert all((p.size, int(start)) in seen for p, start in zip(played, starts, strict=True))
+
+
+def test_only_the_operator_can_switch_the_shared_model_and_text_is_bounded(tiny_settings, tmp_path):
+    import gradio as gr
+
+    from compose.settings import WebSettings
+    from ui.app import TEXT_ONLY, ParleyApp
+
+    runtime = ModelRuntime(dataclasses.replace(tiny_settings, web=WebSettings(host="0.0.0.0", max_text_chars=100)))
+    app = ParleyApp(runtime, tmp_path)
+    demo = app.build()
+    api_names = {d.get("api_name") for d in demo.config["dependencies"]}
+    assert "use_tiny" not in api_names  # no public endpoint switches the model on a shared server
+    with pytest.raises(gr.Error, match="operator"):
+        app.use_tiny()
+    assert not app.poll_status()[1]["visible"]
+    runtime.start()
+    assert runtime.wait(60).ready
+
+    class Request:
+        session_hash = "tab-long"
+
+    with pytest.raises(gr.Error, match="at most 100"):
+        app.translate_text("word " * 30, "eng", "fra", TEXT_ONLY, Request())
+    local = ParleyApp(ModelRuntime(tiny_settings), tmp_path)
+    assert "use_tiny" in {d.get("api_name") for d in local.build().config["dependencies"]}  # 127.0.0.1: allowed

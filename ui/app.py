@@ -119,11 +119,16 @@ class ParleyApp:
         status = self.runtime.status
         failed = status.state.value == "failed"
         text = f"**Model:** {status.message}"
-        if failed:
+        offer = failed and self.web.model_switch_allowed
+        if offer:
             text += "\n\nYou can try the interface with the offline test model (its translations are meaningless)."
-        return text, gr.update(visible=failed), gr.Timer(active=not status.ready and not failed)
+        return text, gr.update(visible=offer), gr.Timer(active=not status.ready and not failed)
 
     def use_tiny(self):
+        """Only reachable when the operator allows it (``--allow-model-switch``; by default only on 127.0.0.1):
+        the model is shared, so switching it changes it for every visitor."""
+        if not self.web.model_switch_allowed:
+            raise gr.Error("Only the operator of this server can change the model.")
         self.runtime.use_tiny()
         return self.poll_status()
 
@@ -200,6 +205,9 @@ class ParleyApp:
             raise gr.Error("Type some text to translate.")
         if not src:
             raise gr.Error("Choose the language of the text (source language).")
+        limit = self.web.max_text_chars
+        if len(text) > limit:
+            raise gr.Error(f"The text has {len(text):,} characters; at most {limit:,} are translated at once.")
         task = Task.T2ST if task_label == SPEECH_AND_TEXT else Task.T2TT
         [(result, safety)] = self.runtime.pipeline().translate_texts([text.strip()], task, tgt, src)
         audio = None
@@ -315,7 +323,8 @@ class ParleyApp:
             timer = gr.Timer(1.0)
             timer.tick(self.poll_status, outputs=[status, tiny, timer])
             demo.load(self.poll_status, outputs=[status, tiny, timer])
-            tiny.click(self.use_tiny, outputs=[status, tiny, timer])
+            if self.web.model_switch_allowed:  # otherwise no endpoint exists for it at all
+                tiny.click(_plain_errors(self.use_tiny), outputs=[status, tiny, timer], api_name="use_tiny")
             task.change(lambda t: gr.update(choices=target_choices(t)), inputs=task, outputs=tgt)
 
             live_outputs = [captions, transcript, live_status, speaker]
