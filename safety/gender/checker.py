@@ -54,8 +54,9 @@ SPEAKER_KINDS = frozenset({"first", "second"})
 DET_REACH = 2
 #: A pronoun subject's verb or adjective follows it within this many tokens ("Elle est très fatiguée").
 SUBJECT_REACH = 3
-#: Kinds that agree with a pronoun subject; nouns and articles only as a predicate ("Ella es médico").
-AGREEING_KINDS = frozenset({"verb", "adj", "agreement", "noun", ARTICLE})
+#: Kinds that agree with a pronoun subject; an article only as a predicate ("Él es una cantante"). Nouns do not:
+#: a masculine occupation noun for a woman is common usage ("Вона лікар").
+AGREEING_KINDS = frozenset({"verb", "adj", "agreement", ARTICLE})
 PRONOUN = "pronoun"
 
 
@@ -196,8 +197,8 @@ class GenderBiasChecker:
     def _disagreements(tokens: Sequence[Token], found: Sequence[Found]) -> list[tuple[Found, Gender]]:
         """Forms that disagree with the pronoun subject before them (*Она сказал*), each with the subject's gender.
 
-        A noun or article counts only right after its subject and copula (*Ella es médico*), not further on, where
-        it is more often another person (*Ella habló con el médico*).
+        An article counts only right after its subject and copula (*Él es una cantante*), not further on, where it
+        is more often about another person (*Ella habló con el periodista*).
         """
         result = []
         subject: Found | None = None
