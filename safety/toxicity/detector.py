@@ -251,6 +251,10 @@ class ToxicityDetector:
             self._lexicons[lang] = lexicon
         return self._lexicons[lang]
 
+    def term_count(self, lang: str) -> int:
+        """How many distinct terms the detector matches for ``lang`` (after the allow-list); 0: not covered."""
+        return self._lexicon(lang).size
+
     def _views(self, text: str, lang: str) -> list[tuple[list[Token], bool]]:
         """Token lists to match, each with whether a hit in it counts as obfuscated."""
         if lang in self.options.unsegmented_languages:
