@@ -208,7 +208,7 @@ class GenderBiasChecker:
                 continue
             if subject is None or f.kind not in AGREEING_KINDS:
                 continue
-            reach = SUBJECT_REACH if f.kind in ("verb", "adj", "agreement") else DET_REACH + 1
+            reach = SUBJECT_REACH if f.kind in ("verb", "adj", "agreement") else DET_REACH
             if f.first - subject.last <= reach and f.gender != subject.gender:
                 result.append((f, subject.gender))
         return result
