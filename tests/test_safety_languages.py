@@ -146,6 +146,8 @@ def test_a_cue_still_states_the_gender_in_a_pronoun_neutral_source(checker):
         ("C'est une journaliste.", "fra", [("une journaliste", "feminine", "article")]),
         ("É um artista.", "por", [("um artista", "masculine", "article")]),
         ("És una cantant.", "cat", [("una cantant", "feminine", "article")]),
+        ("È un'insegnante.", "ita", [("un'insegnante", "feminine", "article")]),  # elided una
+        ("È un insegnante.", "ita", [("un insegnante", "masculine", "article")]),
         ("La casa es grande.", "spa", []),  # a determiner before a non-person noun is never evidence
     ],
 )

@@ -58,6 +58,10 @@ SUBJECT_REACH = 3
 #: a masculine occupation noun for a woman is common usage ("Вона лікар").
 AGREEING_KINDS = frozenset({"verb", "adj", "agreement", ARTICLE})
 PRONOUN = "pronoun"
+#: Articles whose elided form shows another gender: Italian *un'insegnante* is feminine (*una* before a vowel),
+#: *un insegnante* masculine. Normalisation drops the apostrophe, so the elided form is read back as the full one.
+ELIDED_ARTICLES = {"ita": {"un": "una"}}
+APOSTROPHES = "'’"
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,16 @@ class GenderBiasChecker:
 
     # ---- finding gendered words ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def _tokens(text: str, lang: str) -> list[Token]:
+        """The words of ``text``, with elided articles read as the full form of their gender (``ELIDED_ARTICLES``)."""
+        elided = ELIDED_ARTICLES.get(lang, {})
+        tokens = word_tokens(text)
+        return [
+            Token(elided[t.text], t.start, t.end) if t.text in elided and text[t.end : t.end + 1] in APOSTROPHES else t
+            for t in tokens
+        ]
+
     def _found(self, tokens: Sequence[Token], lang: str) -> list[Found]:
         """Lexicon forms first, then agreement endings on the words the lexicon does not know, then articles."""
         forms = self.lexicons.forms(lang)
@@ -166,7 +180,7 @@ class GenderBiasChecker:
 
     def gendered_spans(self, target_text: str, tgt_lang: str) -> tuple[GenderSpan, ...]:
         """Words of a translation that commit to a gender (empty when ``tgt_lang`` has no lexicon)."""
-        tokens = word_tokens(target_text)
+        tokens = self._tokens(target_text, tgt_lang)
         return tuple(self._span(target_text, tokens, f) for f in self._found(tokens, tgt_lang) if f.kind != DET)
 
     @staticmethod
@@ -183,7 +197,7 @@ class GenderBiasChecker:
         (*my brother*), so a first- or second-person reference stays ambiguous beside them: in *my brother says I
         am tired* the speaker's gender is still open.
         """
-        tokens = word_tokens(source_text)
+        tokens = self._tokens(source_text, src_lang)
         cues = self.lexicons.cues(src_lang)
         genders = [cues[t.text] for t in tokens if t.text in cues]
         genders += [f.gender for f in self._found(tokens, src_lang) if f.kind != DET]
@@ -216,7 +230,7 @@ class GenderBiasChecker:
     def check(self, source_text: str, src_lang: str, target_text: str, tgt_lang: str) -> GenderReport:
         """Gender report of one translation; codes are SeamlessM4T codes (``eng``, ``spa``)."""
         source = self._analyse_source(source_text, src_lang)
-        tokens = word_tokens(target_text)
+        tokens = self._tokens(target_text, tgt_lang)
         found = [f for f in self._found(tokens, tgt_lang) if f.kind != DET]
         spans = tuple(self._span(target_text, tokens, f) for f in found)
         ambiguous = source.ambiguous
@@ -266,7 +280,7 @@ class GenderBiasChecker:
         changes alone (*el periodista* -> *la periodista*). English *her* becomes *his* before a noun and *him*
         elsewhere. A fallback: it knows only lexicon words and agreement endings, so other agreeing words stay.
         """
-        tokens = word_tokens(target_text)
+        tokens = self._tokens(target_text, tgt_lang)
         found = self._found(tokens, tgt_lang)
         changed = {f.first for f in found if f.kind != DET and (to is None or f.gender != to)}
         return self._apply(target_text, tokens, found, changed, tgt_lang)
@@ -278,7 +292,7 @@ class GenderBiasChecker:
         rest in the other gender itself (English *her* -> *him*/*his* is then the model's choice of continuation
         after the swapped subject). None when the translation has no pronoun of the other gender.
         """
-        tokens = word_tokens(target_text)
+        tokens = self._tokens(target_text, tgt_lang)
         found = self._found(tokens, tgt_lang)
         first = next((f for f in found if f.kind == PRONOUN and f.gender != to), None)
         if first is None:
@@ -291,7 +305,7 @@ class GenderBiasChecker:
         work*); None for other languages or when it has no gendered pronoun."""
         if tgt_lang != english.ENGLISH:
             return None
-        tokens = word_tokens(target_text)
+        tokens = self._tokens(target_text, tgt_lang)
         pronouns = [f.first for f in self._found(tokens, tgt_lang) if f.kind == PRONOUN]
         edits = [
             (tokens[i].start, tokens[i].end, match_case(new, target_text[tokens[i].start : tokens[i].end]))
