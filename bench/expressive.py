@@ -27,8 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from engine.audio import SAMPLE_RATE_HZ, load_audio
-from engine.expressive import ExpressiveOptions, ExpressiveStage, PitchProfile, track_f0
 from engine.expressivity_metrics import Expressivity, expressivity
+from engine.prosody import ExpressiveOptions, ExpressiveStage
+from engine.prosody.analysis import PitchProfile, track_f0
 
 TGT, SRC = "spa", "eng"
 VOICES = ("en", "en-us", "en+f3", "en+m3", "en+f2", "en-gb-x-rp")

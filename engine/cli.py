@@ -135,7 +135,8 @@ def _load(options: EngineOptions) -> Translator:
 
 
 def _stages(translator: Translator, args: argparse.Namespace) -> Stages:
-    from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
+    from engine.prosody import ExpressiveOptions, ExpressiveStage
+    from engine.voices import VoiceMatcher
     from safety.marking import SpeechMarker
     from safety.pipeline import SafetyChecker, SafetyOptions
     from safety.watermark import create_watermarker

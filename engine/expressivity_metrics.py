@@ -4,9 +4,8 @@ Offline stand-ins for the research line's expressivity evaluation (SeamlessExpre
 correlation and pause alignment), computed from the signals alone so that they run without its gated models:
 
 * **Rate**: Spearman correlation, over segments, between the source's and the output's syllable rate: syllable
-  nuclei (peaks of the 300–2500 Hz energy envelope, ≥ 4 dB prominent, ≥ 100 ms apart, in sound) per second of
-  speech with pauses left out. (Requiring voicing at each peak made the count depend on the voice: on espeak-ng
-  voices the rate then tracked the set speed with ρ = 0.44 instead of 0.90.)
+  nuclei per second of speech with pauses left out, counted by the stage's own detector
+  (:func:`engine.prosody.analysis.syllable_nuclei`, after de Jong & Wempe 2009).
 * **Pause**: pauses (≥ 200 ms silences inside the speech) matched one-to-one, nearest first, when their centres lie
   within 10 % of the speech span of each other (a translation puts the matching word boundary at a slightly
   different place); each matched pair scores its duration ratio (shorter / longer), the sum is divided by the larger
@@ -22,17 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, find_peaks, sosfiltfilt
 from scipy.stats import spearmanr
 
-from engine.audio import SAMPLE_RATE_HZ
-from engine.expressive import HOP_S, PitchProfile, activity, frame_levels_db, loudness_lufs, pause_layout, track_f0
+from engine.prosody.analysis import HOP_S, PitchProfile, loudness_lufs, pause_layout, syllable_rate, track_f0
 
 #: Pause matching: positions further apart than this fraction of the speech span do not match.
 PAUSE_POSITION_TOLERANCE = 0.1
-SYLLABLE_BAND_HZ = (300.0, 2500.0)
-SYLLABLE_PROMINENCE_DB = 4.0
-SYLLABLE_MIN_GAP_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -41,21 +35,6 @@ class Expressivity:
     pause_alignment: float  # 0…1, higher is better
     f0_error_st: float  # semitones, lower is better
     loudness_error_lu: float  # LU, lower is better
-
-
-def syllable_rate(audio: np.ndarray, min_pause_s: float = 0.2) -> float:
-    """Syllable nuclei per second of speech (pauses excluded); 0 for silence. ``audio`` is 16 kHz mono float32."""
-    layout = pause_layout(audio, min_pause_s)
-    if layout.speech_hops == 0:
-        return 0.0
-    band = butter(4, SYLLABLE_BAND_HZ, btype="bandpass", fs=SAMPLE_RATE_HZ, output="sos")
-    envelope = np.convolve(frame_levels_db(sosfiltfilt(band, audio)), np.ones(5) / 5, mode="same")
-    peaks, _ = find_peaks(
-        envelope, prominence=SYLLABLE_PROMINENCE_DB, distance=max(1, round(SYLLABLE_MIN_GAP_S / HOP_S))
-    )
-    active = activity(audio)
-    nuclei = [p for p in peaks if active[p]]
-    return len(nuclei) / (layout.speech_hops * HOP_S)
 
 
 def speech_rate_correlation(

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ, AudioError, write_wav
-from engine.expressive import ExpressiveStage
 from engine.hooks import Report, ResultCheck
+from engine.prosody import ExpressiveStage
 from engine.subtitles import Cue, to_srt, to_vtt
 from engine.tasks import Task
 from engine.translator import Translator

@@ -38,9 +38,9 @@ import torch
 
 from engine.agreement import LocalAgreement
 from engine.audio import SAMPLE_RATE_HZ, to_float32, to_mono
-from engine.expressive import ExpressiveStage
 from engine.hooks import CommitCheck, CommitVerdict, Report
 from engine.languages import get_language
+from engine.prosody import ExpressiveStage
 from engine.resample import StreamResampler
 from engine.tasks import Task
 from engine.translator import Encoded, Translator

@@ -289,12 +289,13 @@ def start_session(options: DesktopOptions, engine_options: EngineOptions) -> tup
     every piece of its speech goes through."""
     import transformers
 
-    from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
     from engine.languages import UnknownLanguageError
     from engine.models import ModelUnavailableError, load_model
+    from engine.prosody import ExpressiveOptions, ExpressiveStage
     from engine.streaming import PRESETS, StreamingSession
     from engine.translator import Translator
     from engine.vad import StreamingVad, load_vad_model
+    from engine.voices import VoiceMatcher
     from safety.marking import SpeechMarker
     from safety.pipeline import SafetyChecker
     from safety.watermark import create_watermarker

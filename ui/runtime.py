@@ -17,11 +17,12 @@ from enum import Enum
 
 import torch
 
-from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
 from engine.models import load_model
 from engine.options import TINY_MODEL, EngineOptions
+from engine.prosody import ExpressiveOptions, ExpressiveStage
 from engine.translator import Translator
 from engine.vad import load_vad_model
+from engine.voices import VoiceMatcher
 from safety.pipeline import SafetyChecker
 
 log = logging.getLogger(__name__)
