@@ -22,10 +22,15 @@ class ExpressiveOptions:
     #: 1 by default: the duration target carries how many syllables each sentence happens to need, which is content,
     #: not pace (benchmark rate correlation at 0.5 / 0.75 / 1: 0.65 / 0.70 / 0.76 on 30 items).
     rate_follow: float = 1.0
-    #: Largest pitch change, in semitones, either way.
-    max_shift_st: float = 6.0
+    #: Largest pitch change, in semitones, either way. Rubber Band keeps the formants, so an octave is allowed: with
+    #: 6 st the bench's F0 median error was 1.85 st and contour correlation 0.61 (a default-voice rendering under a
+    #: high voice could not reach it), with 12 st 0.42 st and 0.75.
+    max_shift_st: float = 12.0
     #: Fraction of the gap between the translation's and the speaker's median F0 that is closed (0–1).
     pitch_follow: float = 1.0
+    #: Intonation: weight of the speaker's phrase contour (declination, question rise, emphasis) against the
+    #: translation's own; the translation always keeps its accents (stress, lexical tone): engine/prosody/intonation.py.
+    contour_follow: float = 1.0
     #: F0 range (10th–90th percentile span) is scaled toward the speaker's by at most this ratio either way.
     max_range_ratio: float = 2.0
     #: Loudness matching raises the level by at most this much, in dB (so a whisper does not amplify noise);
@@ -45,8 +50,8 @@ class ExpressiveOptions:
             raise ValueError("speed bounds must satisfy 0.25 <= min_speed <= 1 <= max_speed <= 4")
         if not 0.0 <= self.max_shift_st <= 12.0:
             raise ValueError("max_shift_st must be between 0 and 12 semitones")
-        if not 0.0 <= self.pitch_follow <= 1.0 or not 0.0 <= self.rate_follow <= 1.0:
-            raise ValueError("pitch_follow and rate_follow must be between 0 and 1")
+        if not all(0.0 <= f <= 1.0 for f in (self.pitch_follow, self.rate_follow, self.contour_follow)):
+            raise ValueError("pitch_follow, rate_follow and contour_follow must be between 0 and 1")
         if self.max_range_ratio < 1.0 or self.max_gain_db < 0.0:
             raise ValueError("max_range_ratio must be at least 1 and max_gain_db not negative")
         if not 0.0 < self.peak_ceiling <= 1.0:

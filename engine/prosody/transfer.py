@@ -7,13 +7,13 @@ with signal processing instead, for every speech-output language. One :class:`Ex
 1. **pauses** — removes the translation's own pauses (gaps that slowing down could stretch to ``min_pause_s``) and
    inserts the source's pauses (≥ ``min_pause_s``) at the same relative position in the speech, with their source
    length; leading and trailing silence follow the source;
-2. **pace** — time-stretches the speech (WSOLA, Verhelst & Roelands 1993: no pitch change) so its syllable rate is
-   the speaker's × the ratio of the two languages' typical syllable rates (``assets/expressive/duration_factors.tsv``;
+2. **pace** — time-stretches the speech (Rubber Band, :mod:`engine.prosody.timescale`) so its syllable rate is the
+   speaker's × the ratio of the two languages' typical syllable rates (``assets/expressive/duration_factors.tsv``;
    Spanish is spoken with ~1.26× English's syllables per second), within ``min_speed``–``max_speed``; when no syllable
    can be counted, its duration is the source speech duration × the language's duration factor instead;
-3. **pitch** — moves the median F0 and the F0 range toward the speaker's (YIN tracker, de Cheveigné & Kawahara
-   2002), by variable-rate resampling whose duration change the same WSOLA pass undoes; unvoiced frames are left at
-   their own pitch, so fricatives and noise are not resampled;
+3. **pitch** — moves the median F0 and the F0 range toward the speaker's and gives the speech the speaker's phrase
+   intonation (Praat's F0 tracker; :mod:`engine.prosody.intonation`), in the same Rubber Band pass; unvoiced
+   stretches are left at their own pitch, so fricatives and noise are not shifted;
 4. **loudness** — matches the segment's ITU-R BS.1770 loudness (K-weighted, gated) to the source's, with a peak
    ceiling so clipping is never introduced.
 """
@@ -32,7 +32,6 @@ from engine.prosody.analysis import (
     HOP_S,
     HOP_SAMPLES,
     PauseLayout,
-    PitchProfile,
     activity,
     count_syllables,
     frame_levels_db,
@@ -40,30 +39,24 @@ from engine.prosody.analysis import (
     pause_layout,
     track_f0,
 )
-from engine.prosody.analysis.frames import drop_short_runs, moving_average
-from engine.prosody.analysis.pitch import YIN_WINDOW_S
+from engine.prosody.intonation import pitch_shift_st
 from engine.prosody.languages import read_duration_factors, read_syllable_rates
 from engine.prosody.options import ExpressiveOptions
-from engine.prosody.timescale import WSOLA_FRAME_SAMPLES, resample_variable, wsola
+from engine.prosody.timescale import retime
 
 if TYPE_CHECKING:
     from engine.voices import VoiceMatcher
 
 log = logging.getLogger(__name__)
 
-#: Pitch change: voiced stretches joined across unvoiced gaps shorter than BRIDGE_S, F0 contour smoothed over
-#: CONTOUR_SMOOTH_S, the change ramped over RAMP_S.
-BRIDGE_S = 0.15
-CONTOUR_SMOOTH_S = 0.1
-RAMP_S = 0.08
-#: Fixed-point passes that move the planned median F0 of the shifted contour onto the speaker's.
-MEDIAN_CORRECTIONS = 3
 #: The translation's own pauses are shortened to this before the source's pauses are inserted.
 KEPT_GAP_S = 0.06
 #: A source pause is inserted at the quietest 10 ms frame within this distance of its ideal position.
 PAUSE_SEARCH_S = 0.15
 #: Fade at each cut where a pause is inserted, so no click is heard.
 FADE_S = 0.005
+#: Speech shorter than this (64 ms) is not re-timed: too short to carry pace or pitch.
+MIN_RETIME_SAMPLES = 1024
 
 
 @dataclass(frozen=True)
@@ -140,7 +133,7 @@ class ExpressiveStage:
             self.duration_factor(tgt_lang, src_lang),
             self.syllable_rate_ratio(tgt_lang, src_lang),
         )
-        if speech.shape[0] >= 2 * WSOLA_FRAME_SAMPLES:
+        if speech.shape[0] >= MIN_RETIME_SAMPLES:
             speech = self._retime(speech, plan)
         out = self._insert_pauses(speech, plan)
         return self._match_loudness(out, loudness_lufs(source))
@@ -170,24 +163,7 @@ class ExpressiveStage:
             rate_speed = neutral_s * rate_ratio * (source_syllables / max(source_s, HOP_S)) / syllables
             log_speed += opts.rate_follow * (math.log(rate_speed) - log_speed)
         speed = float(np.clip(math.exp(log_speed), opts.min_speed, opts.max_speed))
-        f0 = track_f0(speech)
-        mine, theirs = PitchProfile.of(f0), PitchProfile.of(track_f0(source))
-        shift = np.zeros(f0.shape[0])
-        if mine.median_hz is not None and theirs.median_hz is not None:
-            median_gap = 12.0 * math.log2(theirs.median_hz / mine.median_hz) * opts.pitch_follow
-            ratio = theirs.range_st / max(mine.range_st, 0.5)
-            ratio = float(np.clip(ratio, 1 / opts.max_range_ratio, opts.max_range_ratio))
-            ratio = 1.0 + (ratio - 1.0) * opts.pitch_follow
-            shift = _shift_contour(f0, mine.median_hz, median_gap, ratio, opts.max_shift_st)
-            # The planned median drifts off the speaker's: smoothing and ramps move it by up to ~0.25 st, and when
-            # the gap nears max_shift_st the bound clips the frames the range scaling pushes furthest. A few
-            # fixed-point corrections of the offset bring it as close as the per-frame bound allows.
-            voiced = np.isfinite(f0)
-            target = median_gap
-            for _ in range(MEDIAN_CORRECTIONS):
-                planned = float(np.median(12.0 * np.log2(f0[voiced] / mine.median_hz) + shift[voiced]))
-                median_gap += target - planned
-                shift = _shift_contour(f0, mine.median_hz, median_gap, ratio, opts.max_shift_st)
+        shift = pitch_shift_st(track_f0(speech), track_f0(source), speaker, opts)
         samples = [(end - start) * HOP_SAMPLES for start, end in speaker.pauses]
         return _Plan(
             speed=speed,
@@ -199,18 +175,10 @@ class ExpressiveStage:
         )
 
     def _retime(self, speech: np.ndarray, plan: _Plan) -> np.ndarray:
-        """One WSOLA pass stretches by (pitch ratio / speed) locally, then variable-rate resampling by the pitch
-        ratio raises or lowers the pitch and brings each part back to 1 / speed of its neutral duration."""
-        hop_centres = np.arange(plan.shift_st.shape[0]) * HOP_SAMPLES + round(YIN_WINDOW_S * SAMPLE_RATE_HZ) // 2
-        ratio = 2.0 ** (np.interp(np.arange(speech.shape[0]), hop_centres, plan.shift_st) / 12.0)
-        stretch = ratio / plan.speed  # output samples per input sample of the WSOLA pass
-        out_time = np.concatenate([[0.0], np.cumsum(stretch)])
-        n_out = int(out_time[-1])
-        position = np.interp(np.arange(n_out), out_time[:-1], np.arange(speech.shape[0]))
-        stretched = wsola(speech, position)
-        if not np.any(plan.shift_st):
-            return stretched
-        return resample_variable(stretched, np.interp(position, np.arange(speech.shape[0]), ratio))
+        """One Rubber Band pass: the pace, and the pitch change of each hop (centred on its 10 ms) per sample."""
+        hop_centres = np.arange(plan.shift_st.shape[0]) * HOP_SAMPLES
+        shift = np.interp(np.arange(speech.shape[0]), hop_centres, plan.shift_st)
+        return retime(speech, plan.speed, shift)
 
     def _insert_pauses(self, speech: np.ndarray, plan: _Plan) -> np.ndarray:
         """Cut the speech at the quietest hop near each source pause's relative position and insert the pause.
@@ -251,24 +219,6 @@ class ExpressiveStage:
         if peak * gain > opts.peak_ceiling:
             gain = opts.peak_ceiling / peak
         return (audio * gain).astype(np.float32)
-
-
-def _shift_contour(
-    f0_hz: np.ndarray, median_hz: float, gap_st: float, range_ratio: float, limit_st: float
-) -> np.ndarray:
-    """Pitch change in semitones per 10 ms hop. It must vary slowly: a change that follows every voicing flicker
-    frequency-modulates the voice and breaks its periodicity. So voiced stretches are joined across short unvoiced
-    gaps (stops, ``BRIDGE_S``), the F0 contour is interpolated and smoothed over them (``CONTOUR_SMOOTH_S``), and the
-    change falls to 0 only over longer unvoiced stretches (fricatives, breaths), with ``RAMP_S`` ramps."""
-    voiced = np.isfinite(f0_hz)
-    region = ~drop_short_runs(~voiced, round(BRIDGE_S / HOP_S))
-    region[: np.argmax(voiced)] = False
-    region[len(voiced) - np.argmax(voiced[::-1]) :] = False
-    hops = np.arange(f0_hz.shape[0])
-    contour = np.interp(hops, hops[voiced], 12.0 * np.log2(f0_hz[voiced] / median_hz))
-    contour = moving_average(contour, round(CONTOUR_SMOOTH_S / HOP_S))
-    shift = np.where(region, np.clip(gap_st + contour * (range_ratio - 1.0), -limit_st, limit_st), 0.0)
-    return moving_average(shift, round(RAMP_S / HOP_S))
 
 
 def _quiet_hops_around(quiet: np.ndarray, hop: int) -> int:

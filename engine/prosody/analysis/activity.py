@@ -50,6 +50,20 @@ class PauseLayout:
             removed += end - start
         return positions
 
+    def hop_positions(self) -> np.ndarray:
+        """Per hop: its position in the speech with pauses left out, 0 at the first active hop and 1 at the last;
+        NaN outside the speech and in pauses (so the positions that are set rise strictly)."""
+        position = np.full(self.hops, np.nan)
+        if self.speech is None or self.speech_hops == 0:
+            return position
+        inside = np.zeros(self.hops, bool)
+        inside[self.speech[0] : self.speech[1]] = True
+        for start, end in self.pauses:
+            inside[start:end] = False
+        counted = np.cumsum(inside) - 1
+        position[inside] = counted[inside] / max(1, self.speech_hops - 1)
+        return position
+
 
 def pause_layout(audio: np.ndarray, min_pause_s: float) -> PauseLayout:
     """The speech span and the pauses of at least ``min_pause_s`` in ``audio`` (16 kHz mono)."""

@@ -9,52 +9,39 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ
 from engine.prosody.analysis.activity import activity
-from engine.prosody.analysis.frames import drop_short_runs, frames
+from engine.prosody.analysis.frames import HOP_S, HOP_SAMPLES, drop_short_runs
 
-#: YIN: integration window, F0 search range and the aperiodicity threshold under which a frame is voiced.
-YIN_WINDOW_S = 0.025
+#: F0 search range, in Hz (Praat's autocorrelation method; its floor sets the window: three periods, 50 ms).
 F0_MIN_HZ = 60.0
 F0_MAX_HZ = 450.0
-YIN_THRESHOLD = 0.3
 #: Voiced runs shorter than this many hops are usually octave slips or noise.
 MIN_VOICED_HOPS = 3
 
 
-def track_f0(audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """F0 in Hz per 10 ms hop (hop i analyses the window starting at sample i·hop), NaN where unvoiced or silent.
+def track_f0(audio: np.ndarray) -> np.ndarray:
+    """F0 in Hz per 10 ms hop (hop i centred on i · 10 ms), NaN where unvoiced or silent.
 
-    YIN (de Cheveigné & Kawahara 2002): cumulative-mean-normalised difference function, absolute threshold, the
-    local minimum after the first dip below it, parabolic interpolation. Silent hops are never voiced.
+    Praat's autocorrelation pitch tracker (Boersma 1993) through parselmouth, with its Viterbi path over candidates.
+    It replaced a hand-written YIN (de Cheveigné & Kawahara 2002): on speech re-synthesised with a known F0 contour
+    (``bench/expressive.py --libraries``) it decides voicing far better (VDE 0.17 against 0.26 clean, 0.24 against
+    0.46 with white noise at 10 dB SNR) with as few gross errors and in half the time. Silent hops are never voiced.
     """
-    window = round(YIN_WINDOW_S * sample_rate_hz)
-    min_lag, max_lag = int(sample_rate_hz / F0_MAX_HZ), math.ceil(sample_rate_hz / F0_MIN_HZ)
-    framed = frames(audio, window + max_lag).astype(np.float64)
-    n_fft = 1 << math.ceil(math.log2(window + max_lag + 1))
-    spectrum = np.fft.rfft(framed, n_fft, axis=1)
-    head = np.fft.rfft(framed[:, :window], n_fft, axis=1)
-    correlation = np.fft.irfft(np.conj(head) * spectrum, n_fft, axis=1)[:, : max_lag + 1]
-    energy = np.concatenate([np.zeros((framed.shape[0], 1)), np.cumsum(np.square(framed), axis=1)], axis=1)
-    lags = np.arange(max_lag + 1)
-    lagged_energy = energy[:, lags + window] - energy[:, lags]
-    difference = np.maximum(energy[:, [window]] + lagged_energy - 2.0 * correlation, 0.0)
-    cumulative = np.cumsum(difference[:, 1:], axis=1)
-    cmnd = np.ones_like(difference)
-    cmnd[:, 1:] = difference[:, 1:] * lags[1:] / np.maximum(cumulative, 1e-12)
+    import parselmouth  # imported on first use: start-up of the engine does not need it
 
-    f0 = np.full(framed.shape[0], np.nan)
-    active = activity(audio)
-    for i in np.flatnonzero(active[: framed.shape[0]]):
-        row = cmnd[i]
-        below = np.flatnonzero(row[min_lag:max_lag] < YIN_THRESHOLD)
-        if below.size == 0:
-            continue
-        lag = min_lag + int(below[0])
-        while lag + 1 < max_lag and row[lag + 1] < row[lag]:
-            lag += 1
-        a, b, c = row[lag - 1], row[lag], row[lag + 1]
-        curvature = a - 2 * b + c
-        offset = 0.5 * (a - c) / curvature if curvature > 0 else 0.0
-        f0[i] = sample_rate_hz / (lag + float(np.clip(offset, -0.5, 0.5)))
+    samples = np.asarray(audio, dtype=np.float64)
+    hops = max(1, math.ceil(samples.shape[0] / HOP_SAMPLES))
+    f0 = np.full(hops, np.nan)
+    if samples.shape[0] / SAMPLE_RATE_HZ >= 3.0 / F0_MIN_HZ:  # Praat needs three periods of the lowest F0
+        pitch = parselmouth.Sound(samples, SAMPLE_RATE_HZ).to_pitch_ac(
+            time_step=HOP_S, pitch_floor=F0_MIN_HZ, pitch_ceiling=F0_MAX_HZ
+        )
+        # Praat's frames are 10 ms apart but offset from ours (by up to half a hop): take the nearest one.
+        times, values = pitch.xs(), pitch.selected_array["frequency"]
+        grid_s = np.arange(hops) * HOP_S
+        nearest = np.clip(np.round((grid_s - times[0]) / HOP_S).astype(int), 0, times.size - 1)
+        inside = np.abs(times[nearest] - grid_s) < HOP_S
+        f0[inside] = np.where(values[nearest[inside]] > 0, values[nearest[inside]], np.nan)
+    f0[~activity(audio)[:hops]] = np.nan
     return _drop_short_voicing(f0)
 
 
