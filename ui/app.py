@@ -140,7 +140,7 @@ class ParleyApp:
     ) -> LiveTranslation:
         pipeline = self.runtime.pipeline()
         session = pipeline.stream(tgt, _speech_task(task_label), preset, src or None, expressive)
-        return LiveTranslation(session, max_backlog_s=self.web.max_backlog_s, mark=mark)
+        return LiveTranslation(session, max_backlog_s=self.web.max_backlog_s, marker=mark)
 
     def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, request: gr.Request):
         if chunk is None:

@@ -45,13 +45,13 @@ from compose.settings import DESKTOP, Settings, add_arguments, load_settings
 from engine.audio import resample
 from engine.languages import Capability, get_language
 from engine.tasks import Task
+from safety.marking import SpeechMarker
 from ui.audio_devices import (
     POLL_S,
     Capture,
     CapturedBlock,
     DeviceError,
     Playback,
-    SpeechMarking,
     describe_devices,
     find_device,
 )
@@ -242,7 +242,7 @@ class StopRequest:
         (self.hurry if self.requested.is_set() else self.requested).set()
 
 
-def start_session(options: DesktopOptions, settings: Settings) -> tuple[StreamingSession, SpeechMarking]:
+def start_session(options: DesktopOptions, settings: Settings) -> tuple[StreamingSession, SpeechMarker]:
     """Build the pipeline (the slow part: seconds to minutes) and open the streaming session; returns it with the
     watermark marker that every piece of its speech goes through."""
     import transformers
@@ -287,7 +287,7 @@ def run(options: DesktopOptions, settings: Settings, view: TerminalView) -> int:
 def _listen(
     options: DesktopOptions,
     session: StreamingSession,
-    mark: SpeechMarking,
+    mark: SpeechMarker,
     capture: Capture,
     playback: Playback | None,
     view: TerminalView,

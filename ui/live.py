@@ -21,7 +21,7 @@ from engine.stream_events import SpeechChunk, StreamEvent
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from engine.transcript import Transcript
-from safety.marking import MarkedTimeline
+from safety.marking import MarkedStream, MarkedTimeline, SpeechMarker
 
 
 @dataclass
@@ -32,11 +32,12 @@ class LiveTranslation:
     stream: StreamingSession
     #: Audio allowed to wait for the model, in seconds; beyond it, audio is skipped and the person is told.
     max_backlog_s: float = 10.0
-    #: The watermark (a :class:`safety.marking.SpeechMarker`): ``mark(audio, at_sample)`` marks 16 kHz speech that
-    #: starts ``at_sample`` into its output. Speech is marked on the way out, once for the page's player (pieces
-    #: back to back) and once for the saved file (pieces at their source times), each on its own timeline.
-    mark: Callable[[np.ndarray, int], np.ndarray] = lambda audio, at_sample: audio
+    #: The session's watermark. Speech is marked on the way out by one marking stream per output: the page's
+    #: player (pieces back to back) and the saved file (pieces at their source times); each sample passes through
+    #: each stream once.
+    marker: SpeechMarker | None = None
     speech: MarkedTimeline = field(init=False)  # for translation.wav
+    player: MarkedStream | None = field(init=False)  # for the page's player
     transcript: Transcript = field(init=False)
     runner: BackgroundStream = field(init=False)  # the session runs on its own thread: chunks never wait for it
     finished: bool = False
@@ -45,7 +46,8 @@ class LiveTranslation:
     handed_out: int = 0  # samples handed to the player so far: the player's timeline
 
     def __post_init__(self) -> None:
-        self.speech = MarkedTimeline(self.mark)
+        self.speech = MarkedTimeline(self.marker if self.marker is not None else _unmarked)
+        self.player = self.marker.stream() if self.marker is not None else None
         self.transcript = Transcript(self.speech, transcription=self.stream.task is Task.ASR)
         self.runner = BackgroundStream(self.stream, self.max_backlog_s)
 
@@ -75,7 +77,9 @@ class LiveTranslation:
         return self._hand_out(now) if self.unplayed else None
 
     def _hand_out(self, now: float) -> np.ndarray:
-        audio = self.mark(np.concatenate(self.unplayed), self.handed_out)
+        audio = np.concatenate(self.unplayed)
+        if self.player is not None:
+            audio = self.player.add(audio, self.handed_out)
         self.unplayed = []
         self.handed_out += audio.shape[0]
         self.playing_until = now + audio.shape[0] / SAMPLE_RATE_HZ
@@ -129,6 +133,11 @@ class LiveTranslation:
     def write_downloads(self, folder: Path) -> list[Path]:
         """Transcript, translation (text, SRT, VTT) and translated audio, as they stand now."""
         return self.transcript.write(folder)
+
+
+def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:
+    """Only for a stream built without a marker (tests of layout and playback); the app always passes one."""
+    return audio
 
 
 class LiveRegistry:
