@@ -123,7 +123,17 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
     voices = VoiceMatcher(translator, expressive_options)
     voices.prepare()
     # No key: the public development key, with a warning (WatermarkKey.from_secret).
-    config = WatermarkConfig(settings.watermark.watermark_backend, key_secret=settings.watermark.watermark_key or None)
+    mark = settings.watermark
+    config = WatermarkConfig(
+        mark.watermark_backend,
+        key_secret=mark.watermark_key or None,
+        audiowmark_binary=mark.audiowmark_binary,
+        audiowmark_key_file=mark.audiowmark_key_file,
+        audiowmark_strength=mark.audiowmark_strength,
+        audiowmark_detect_speed=mark.audiowmark_detect_speed,
+        audioseal_generator=mark.audioseal_generator,
+        audioseal_detector=mark.audioseal_detector,
+    )
     watermarker = create_watermarker(config)
     return Pipeline(
         settings, translator, load_vad_model(), judge, ExpressiveStage(expressive_options, voices), watermarker

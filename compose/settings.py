@@ -72,6 +72,14 @@ class WatermarkSettings:
     watermark_key: str | None = field(default=None, metadata=_help("watermark secret key (set it on real servers)"))
     #: Who runs this server, carried in every watermark (16 bits).
     deployment_id: int = field(default=0, metadata=_help("deployment id carried in every watermark (16 bits)"))
+    #: The audiowmark backend's binary (None: ``audiowmark`` on PATH), key file, ``--strength`` and speed search.
+    audiowmark_binary: str | None = field(default=None, metadata=_help("audiowmark binary"))
+    audiowmark_key_file: Path | None = field(default=None, metadata=_help("audiowmark key file"))
+    audiowmark_strength: float | None = field(default=None, metadata=_help("audiowmark --strength"))
+    audiowmark_detect_speed: bool = field(default=False, metadata=_help("audiowmark --detect-speed when reading"))
+    #: The AudioSeal backend's generator and detector checkpoints on local disk.
+    audioseal_generator: Path | None = field(default=None, metadata=_help("AudioSeal generator checkpoint"))
+    audioseal_detector: Path | None = field(default=None, metadata=_help("AudioSeal detector checkpoint"))
 
     def __post_init__(self) -> None:
         if self.watermark_backend not in WATERMARK_BACKENDS:

@@ -14,6 +14,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -98,6 +99,17 @@ def _as_output_audio(audio: np.ndarray | None) -> tuple[int, np.ndarray] | None:
     if audio is None or audio.size == 0:
         return None
     return SAMPLE_RATE_HZ, (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """The settings row's components, read by every tab's events."""
+
+    src: gr.Dropdown
+    tgt: gr.Dropdown
+    task: gr.Radio
+    preset: gr.Dropdown
+    expressive: gr.Checkbox
 
 
 class ParleyApp:
@@ -258,108 +270,123 @@ class ParleyApp:
     # ---- layout ---------------------------------------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
-        model_event = {"concurrency_limit": self.web.concurrency_limit, "concurrency_id": MODEL_GROUP}
-        # A live event only hands audio to its stream's own thread and returns, but Gradio holds its slot for the
-        # whole stream: its own group, sized for the streams this server takes at once, never the model's slot.
-        live_event = {"concurrency_limit": self.web.max_live_streams, "concurrency_id": LIVE_GROUP}
         with gr.Blocks(title="Parley — live speech translation") as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
-            with gr.Row():
-                status = gr.Markdown(elem_id="model-status")
-                tiny = gr.Button("Use the offline test model", visible=False, elem_id="use-tiny", scale=0)
-            with gr.Row():
-                src = gr.Dropdown(
-                    [("Not specified", NO_SOURCE), *[(lang.label, lang.code) for lang in all_languages()]],
-                    value="eng",
-                    label="Source language (needed for text and for a transcript)",
-                    filterable=True,
-                    elem_id="src-lang",
-                )
-                tgt = gr.Dropdown(
-                    target_choices(SPEECH_AND_TEXT), value="spa", label="Target language", filterable=True,
-                    elem_id="tgt-lang",
-                )  # fmt: skip
-                task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
-                preset = gr.Dropdown(list(PRESETS), value="balanced", label="Latency (live)", elem_id="preset")
-                expressive = gr.Checkbox(
-                    value=True, label="Keep my voice's character (pauses, pace, pitch, loudness, voice)",
-                    elem_id="expressive",
-                )  # fmt: skip
+            self._status_row(demo)
+            shared = self._settings_row()
             with gr.Tabs():
                 with gr.Tab("Live", id="live"):
-                    mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
-                                   elem_id="mic")  # fmt: skip
-                    captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="captions")
-                    transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
-                    live_status = gr.Markdown(elem_id="live-status")
-                    speaker = gr.Audio(
-                        label="Translated speech", autoplay=True, interactive=False, elem_id="live-audio"
-                    )
-                    with gr.Row():
-                        clear = gr.Button("Clear", elem_id="live-clear")
-                    live_files = gr.File(label="Downloads (after you stop)", file_count="multiple",
-                                         elem_id="live-files")  # fmt: skip
+                    self._live_tab(shared)
                 with gr.Tab("File", id="file"):
-                    gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")
-                    upload = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
-                                      elem_id="file-in")  # fmt: skip
-                    go_file = gr.Button("Translate", variant="primary", elem_id="file-go")
-                    file_audio = gr.Audio(label="Translated speech", interactive=False, elem_id="file-audio")
-                    with gr.Row():
-                        file_transcript = gr.Textbox(label="Transcript", lines=6, elem_id="file-transcript")
-                        file_translation = gr.Textbox(label="Translation", lines=6, elem_id="file-translation")
-                    file_safety = gr.Markdown(elem_id="file-safety")
-                    file_files = gr.File(label="Downloads", file_count="multiple", elem_id="file-files")
+                    self._file_tab(shared)
                 with gr.Tab("Text", id="text"):
-                    text_in = gr.Textbox(label="Text", lines=4, elem_id="text-in")
-                    go_text = gr.Button("Translate", variant="primary", elem_id="text-go")
-                    text_out = gr.Textbox(label="Translation", lines=4, elem_id="text-out")
-                    text_audio = gr.Audio(label="Spoken translation", interactive=False, elem_id="text-audio")
-                    text_safety = gr.Markdown(elem_id="text-safety")
+                    self._text_tab(shared)
                 with gr.Tab("Verify watermark", id="verify"):
-                    gr.Markdown("Check whether a recording is speech that Parley made, and where in it.")
-                    check_in = gr.Audio(sources=["upload"], type="filepath", label="Recording", elem_id="verify-in")
-                    go_check = gr.Button("Check", variant="primary", elem_id="verify-go")
-                    check_out = gr.Markdown(elem_id="verify-result")
-                    check_plot = gr.LinePlot(x="time (s)", y="score", label="Watermark evidence over time",
-                                             elem_id="verify-plot")  # fmt: skip
-
-            timer = gr.Timer(1.0)
-            timer.tick(self.poll_status, outputs=[status, tiny, timer])
-            demo.load(self.poll_status, outputs=[status, tiny, timer])
-            if self.web.model_switch_allowed:  # otherwise no endpoint exists for it at all
-                tiny.click(_plain_errors(self.use_tiny), outputs=[status, tiny, timer], api_name="use_tiny")
-            task.change(lambda t: gr.update(choices=target_choices(t)), inputs=task, outputs=tgt)
-
-            live_outputs = [captions, transcript, live_status, speaker]
-            mic.stream(
-                _plain_errors(_gpu(self.live_chunk)),
-                inputs=[mic, src, tgt, task, preset, expressive],
-                outputs=live_outputs,
-                stream_every=0.5,
-                time_limit=self.web.stream_time_limit_s,
-                **live_event,
-            )
-            mic.stop_recording(_plain_errors(_gpu(self.live_stop)), outputs=[*live_outputs, live_files], **live_event)
-            clear.click(self.live_clear, outputs=live_outputs)
-            go_file.click(
-                _plain_errors(_gpu(self.translate_file)),
-                inputs=[upload, src, tgt, task, expressive],
-                outputs=[file_audio, file_transcript, file_translation, file_files, file_safety],
-                **model_event,
-            )
-            go_text.click(
-                _plain_errors(_gpu(self.translate_text)),
-                inputs=[text_in, src, tgt, task],
-                outputs=[text_out, text_audio, text_safety],
-                **model_event,
-            )
-            go_check.click(
-                _plain_errors(self.verify), inputs=[check_in], outputs=[check_out, check_plot], concurrency_limit=2
-            )
+                    self._verify_tab()
             demo.unload(self.unload)
         demo.queue(max_size=self.web.queue_max_size)
         return demo
+
+    @property
+    def _model_event(self) -> dict:
+        """Model-bound requests (file, text) share one concurrency group."""
+        return {"concurrency_limit": self.web.concurrency_limit, "concurrency_id": MODEL_GROUP}
+
+    def _status_row(self, demo: gr.Blocks) -> None:
+        with gr.Row():
+            status = gr.Markdown(elem_id="model-status")
+            tiny = gr.Button("Use the offline test model", visible=False, elem_id="use-tiny", scale=0)
+        timer = gr.Timer(1.0)
+        timer.tick(self.poll_status, outputs=[status, tiny, timer])
+        demo.load(self.poll_status, outputs=[status, tiny, timer])
+        if self.web.model_switch_allowed:  # otherwise no endpoint exists for it at all
+            tiny.click(_plain_errors(self.use_tiny), outputs=[status, tiny, timer], api_name="use_tiny")
+
+    def _settings_row(self) -> _Shared:
+        """The settings the tabs share, with the server's defaults (the same as the desktop's and the CLI's)."""
+        settings = self.runtime.settings
+        with gr.Row():
+            src = gr.Dropdown(
+                [("Not specified", NO_SOURCE), *[(lang.label, lang.code) for lang in all_languages()]],
+                value="eng", label="Source language (needed for text and for a transcript)", filterable=True,
+                elem_id="src-lang",
+            )  # fmt: skip
+            tgt = gr.Dropdown(
+                target_choices(SPEECH_AND_TEXT), value="spa", label="Target language", filterable=True,
+                elem_id="tgt-lang",
+            )  # fmt: skip
+            task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
+            preset = gr.Dropdown(
+                list(PRESETS), value=settings.streaming.preset, label="Latency (live)", elem_id="preset"
+            )
+            expressive = gr.Checkbox(
+                value=settings.expressive.expressive,
+                label="Keep my voice's character (pauses, pace, pitch, loudness, voice)", elem_id="expressive",
+            )  # fmt: skip
+        task.change(lambda t: gr.update(choices=target_choices(t)), inputs=task, outputs=tgt)
+        return _Shared(src, tgt, task, preset, expressive)
+
+    def _live_tab(self, shared: _Shared) -> None:
+        mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="mic")
+        captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="captions")
+        transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
+        live_status = gr.Markdown(elem_id="live-status")
+        speaker = gr.Audio(label="Translated speech", autoplay=True, interactive=False, elem_id="live-audio")
+        with gr.Row():
+            clear = gr.Button("Clear", elem_id="live-clear")
+        live_files = gr.File(label="Downloads (after you stop)", file_count="multiple", elem_id="live-files")
+        # A live event only hands audio to its stream's own thread and returns, but Gradio holds its slot for the
+        # whole stream: its own group, sized for the streams this server takes at once, never the model's slot.
+        live_event = {"concurrency_limit": self.web.max_live_streams, "concurrency_id": LIVE_GROUP}
+        outputs = [captions, transcript, live_status, speaker]
+        mic.stream(
+            _plain_errors(_gpu(self.live_chunk)),
+            inputs=[mic, shared.src, shared.tgt, shared.task, shared.preset, shared.expressive],
+            outputs=outputs,
+            stream_every=0.5,
+            time_limit=self.web.stream_time_limit_s,
+            **live_event,
+        )
+        mic.stop_recording(_plain_errors(_gpu(self.live_stop)), outputs=[*outputs, live_files], **live_event)
+        clear.click(self.live_clear, outputs=outputs)
+
+    def _file_tab(self, shared: _Shared) -> None:
+        gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")
+        upload = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording", elem_id="file-in")
+        go = gr.Button("Translate", variant="primary", elem_id="file-go")
+        audio = gr.Audio(label="Translated speech", interactive=False, elem_id="file-audio")
+        with gr.Row():
+            transcript = gr.Textbox(label="Transcript", lines=6, elem_id="file-transcript")
+            translation = gr.Textbox(label="Translation", lines=6, elem_id="file-translation")
+        safety = gr.Markdown(elem_id="file-safety")
+        files = gr.File(label="Downloads", file_count="multiple", elem_id="file-files")
+        go.click(
+            _plain_errors(_gpu(self.translate_file)),
+            inputs=[upload, shared.src, shared.tgt, shared.task, shared.expressive],
+            outputs=[audio, transcript, translation, files, safety],
+            **self._model_event,
+        )
+
+    def _text_tab(self, shared: _Shared) -> None:
+        text_in = gr.Textbox(label="Text", lines=4, elem_id="text-in")
+        go = gr.Button("Translate", variant="primary", elem_id="text-go")
+        text_out = gr.Textbox(label="Translation", lines=4, elem_id="text-out")
+        audio = gr.Audio(label="Spoken translation", interactive=False, elem_id="text-audio")
+        safety = gr.Markdown(elem_id="text-safety")
+        go.click(
+            _plain_errors(_gpu(self.translate_text)),
+            inputs=[text_in, shared.src, shared.tgt, shared.task],
+            outputs=[text_out, audio, safety],
+            **self._model_event,
+        )
+
+    def _verify_tab(self) -> None:
+        gr.Markdown("Check whether a recording is speech that Parley made, and where in it.")
+        check_in = gr.Audio(sources=["upload"], type="filepath", label="Recording", elem_id="verify-in")
+        go = gr.Button("Check", variant="primary", elem_id="verify-go")
+        result = gr.Markdown(elem_id="verify-result")
+        plot = gr.LinePlot(x="time (s)", y="score", label="Watermark evidence over time", elem_id="verify-plot")
+        go.click(_plain_errors(self.verify), inputs=[check_in], outputs=[result, plot], concurrency_limit=2)
 
 
 def build_app(settings: Settings, work_dir: Path | None = None) -> gr.Blocks:
