@@ -18,6 +18,9 @@ hypothesis length in words and |Y*| the reference length.
   strictly before a cutoff count (the end of the source for one utterance, the end of the recording in long form):
   the first word at or after it ends the sum and is left out. None when no word comes before the cutoff.
 * **Ending offset**: d_|Y| − |X|, how long after the speaker stopped the last word appeared.
+* **Normalised erasure** (Arivazhagan et al., 2020, "Re-translation versus Streaming for Simultaneous
+  Translation"): flicker of the displayed text, the characters taken back between successive displays per
+  character of the final text (:func:`normalised_erasure`).
 
 Delays are used in the order given, as the formulas do: they need not be monotone (a computation-aware replay of a
 re-segmented stream may not be). A hypothesis without words has no lag to average: :func:`latency` returns None for
@@ -26,6 +29,7 @@ it, and aggregates skip it, as SimulEval does.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -172,3 +176,18 @@ class RealTimeReplay:
         start_s = max(arrival_s, self._free_at_s)
         self._free_at_s = start_s + push_compute_s
         return [computation_aware_delay_s(source, max(0.0, start_s - source), into) for source, into in events]
+
+
+def normalised_erasure(displays: Sequence[str]) -> float:
+    """Characters erased per character of the final display: Σ_t (|o_{t−1}| − |LCP(o_{t−1}, o_t)|) / |o_final|.
+
+    ``displays`` is the text a viewer saw, in order (committed text plus the tentative tail after each update).
+    0 means text only ever grew; 0.5 means half as many characters were taken back as were finally shown. An empty
+    final display counts as one character, so a stream that showed and then withdrew text still scores its erasure.
+    """
+    erased = sum(len(a) - _common_prefix(a, b) for a, b in itertools.pairwise(displays))
+    return erased / max(1, len(displays[-1])) if displays else 0.0
+
+
+def _common_prefix(a: str, b: str) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))

@@ -9,6 +9,7 @@ from engine.metrics import (
     differentiable_average_lagging,
     latency,
     length_adaptive_average_lagging,
+    normalised_erasure,
     yet_another_average_lagging,
 )
 
@@ -120,6 +121,14 @@ def test_real_time_replay_queues_behind_slow_pushes():
     assert replay.push(1.5, 0.1, [(1.5, 0.05)]) == pytest.approx([1.85])
     with pytest.raises(ValueError):
         replay.push(2.0, 0.1, [(2.0, 0.5)])  # an event later than the push's own compute
+
+
+def test_normalised_erasure_counts_characters_taken_back():
+    # "el gato" -> "el perro": common prefix "el " (3), so 7 - 3 = 4 characters erased; then only growth.
+    assert normalised_erasure(["el gato", "el perro", "el perro come"]) == pytest.approx(4 / 13)
+    assert normalised_erasure(["Hola", "Hola mu", "Hola mundo"]) == 0.0
+    assert normalised_erasure(["abc", ""]) == pytest.approx(3.0)  # all withdrawn: per one character
+    assert normalised_erasure([]) == 0.0
 
 
 @pytest.mark.parametrize(
