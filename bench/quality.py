@@ -69,7 +69,9 @@ class Outputs:
 
     #: "file" or the preset name.
     mode: str
+    #: The whole translation of each recording (its segments joined).
     translations: list[str]
+    #: The source transcript shown beside it.
     transcripts: list[str]
     #: Translated speech per item (16 kHz), for speech output.
     speech: list[np.ndarray] | None

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
-from ui.audio_devices import DeviceError
+from ui.audio_devices import AudioDevice, Capture, DeviceError, find_device  # PortAudio loads on first use
 from ui.terminal import TerminalView
 
 #: Audio per frame sent: small enough for steady captions, well under the server's frame limit.
@@ -35,13 +35,17 @@ FRAME_S = 0.2
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class Received:
     """Everything one stream got back from the server."""
 
-    messages: list[dict] = field(default_factory=list)  # every JSON message, in order
-    speech: list[np.ndarray] = field(default_factory=list)  # 16 kHz float32 pieces, as played
+    #: Every JSON message, in order.
+    messages: list[dict] = field(default_factory=list)
+    #: Translated speech, 16 kHz float32 pieces in the order they came.
+    speech: list[np.ndarray] = field(default_factory=list)
+    #: The downloads sent at the end, by file name.
     downloads: dict[str, str] = field(default_factory=dict)
+    #: The error messages the server sent.
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -80,7 +84,7 @@ async def _receive(socket: ClientConnection, view: TerminalView | None) -> Recei
             received.messages.append(message)
             expecting_speech = message["type"] == "speech"
             if message["type"] == "downloads":
-                received.downloads = message["files"]
+                received.downloads.update(message["files"])
             elif message["type"] == "error":
                 received.errors.append(message["message"])
             if view is not None:
@@ -122,12 +126,8 @@ async def file_frames(audio: np.ndarray, speed: float, stop: asyncio.Event) -> A
             await asyncio.sleep(FRAME_S / speed)
 
 
-async def microphone_frames(device_spec: str | None, stop: asyncio.Event, rate_out: list[int]) -> AsyncIterator[bytes]:
-    """float32 frames from the microphone at its own rate (appended to ``rate_out`` first) until ``stop``."""
-    from ui.audio_devices import Capture, find_device  # PortAudio only when the microphone is used
-
-    device = find_device(device_spec, "input")
-    rate_out.append(device.sample_rate_hz)
+async def microphone_frames(device: AudioDevice, stop: asyncio.Event) -> AsyncIterator[bytes]:
+    """float32 frames from the microphone at its own rate until ``stop``; skipped audio is sent as silence."""
     capture = Capture(device, max_backlog_s=30.0)
     capture.start()
     try:
@@ -180,20 +180,12 @@ async def run(args: argparse.Namespace, view: TerminalView) -> Received:
     start = {"source": args.src, "target": args.tgt, "output": args.output, "preset": args.latency,
              "expressive": args.expressive}  # fmt: skip
     if args.mic:
-        rates: list[int] = []
-        frames = microphone_frames(args.input_device, stop, rates)
-        first = await anext(frames)  # opens the device, so its rate is known before the start message
-        mic = {**start, "format": "float32", "sample_rate_hz": rates[0]}
-        return await stream(args.url, mic, _chain(first, frames), view)
+        device = find_device(args.input_device, "input")
+        mic = {**start, "format": "float32", "sample_rate_hz": device.sample_rate_hz}
+        return await stream(args.url, mic, microphone_frames(device, stop), view)
     audio = load_audio(args.file)
     frames = file_frames(audio, args.speed, stop)
     return await stream(args.url, {**start, "format": "int16", "sample_rate_hz": SAMPLE_RATE_HZ}, frames, view)
-
-
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for frame in rest:
-        yield frame
 
 
 def main(argv: list[str] | None = None) -> int:
