@@ -16,11 +16,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 from engine.audio import SAMPLE_RATE_HZ, load_audio, write_wav
-from engine.streaming import CommittedText, StreamingSession
+from engine.streaming import CommittedText, Notice, SegmentEnd, StreamingSession
 from engine.vad import StreamingVad
 from tests.conftest import REPO, espeak, recording
 from ui.client import FRAME_S, file_frames, stream
-from ui.websocket import ProtocolError, StartMessage, WebSocketOptions, attach_websocket
+from ui.websocket import ProtocolError, StartMessage, WebSocketOptions, attach_websocket, event_message
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -66,6 +66,16 @@ def server(translator, vad_model):
         opened.append(session)
         return session
 
+    class Slow:
+        """A session whose every push takes a second: model work must not hold up other connections."""
+
+        def push(self, samples, sample_rate_hz):
+            threading.Event().wait(1.0)
+            return []
+
+        def finish(self):
+            return []
+
     marks = Marks()
     with gr.Blocks() as demo:
         gr.Markdown("Parley")
@@ -73,6 +83,7 @@ def server(translator, vad_model):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
     attach_websocket(demo.app, open_stream, marks.factory, WebSocketOptions(workers=2))
     attach_websocket(demo.app, open_stream, marks.factory, WebSocketOptions(path="/ws-idle", idle_timeout_s=0.5))
+    attach_websocket(demo.app, lambda start: Slow(), marks.factory, WebSocketOptions(path="/ws-slow"))
     yield f"ws://127.0.0.1:{port}", marks, opened
     demo.close()
 
@@ -207,6 +218,40 @@ def test_a_client_leaving_mid_stream_does_not_hurt_the_next(server, translator, 
     assert len(opened) == before + 1 and received.errors == []
     assert received.committed == direct(translator, vad_model, utterances[1])[0]
     assert "client left mid-stream" in caplog.text and "failed" not in caplog.text
+
+
+def test_model_work_does_not_block_other_connections(server):
+    url, _, _ = server
+
+    async def both():
+        async with connect(url + "/ws-slow") as slow:
+            await slow.send(START)
+            assert json.loads(await slow.recv())["type"] == "ready"
+            await slow.send(b"\x00\x00" * 1600)  # its push now takes 1 s on a worker thread
+            await asyncio.sleep(0.1)
+            started = asyncio.get_running_loop().time()
+            replies, _ = await exchange(url + "/ws", "{not json")
+            return replies, asyncio.get_running_loop().time() - started
+
+    replies, waited_s = asyncio.run(both())
+    assert replies[0]["type"] == "error" and waited_s < 0.7
+
+
+class Flags:
+    flags = ("added toxicity: “x”",)
+
+    def as_dict(self):
+        return {"flags": list(self.flags)}
+
+
+def test_events_as_json():
+    stamps = {"segment": 2, "source_time_s": 3.14159, "emitted_at": 0.0, "compute_s": 0.1}
+    committed = event_message(CommittedText(**stamps, text=" hola", token_ids=(5,), safety=Flags()))
+    assert committed == {"type": "committed", "text": " hola", "flags": ["added toxicity: “x”"], "segment": 2,
+                         "source_time_s": 3.142}  # fmt: skip
+    end = event_message(SegmentEnd(**stamps, start_s=1.0, end_s=3.0, text="hola", transcript="hello"))
+    assert (end["type"], end["start_s"], end["end_s"], end["transcript"]) == ("segment_end", 1.0, 3.0, "hello")
+    assert event_message(Notice(**stamps, message="rate changed"))["message"] == "rate changed"
 
 
 def test_start_message_checks_its_fields():
