@@ -76,6 +76,22 @@ def server(translator, vad_model):
         def finish(self):
             return []
 
+    class SplitTerm:
+        """A session whose second commit masks a term split across both commits (as the safety judge does)."""
+
+        def __init__(self) -> None:
+            self.pieces = [(" hello bad", ()), (" word", ((7, 15),))]
+
+        def push(self, samples, sample_rate_hz):
+            if not self.pieces:
+                return []
+            text, masks = self.pieces.pop(0)
+            shown = text if not masks else " ****"
+            return [CommittedText(0, 1.0, 0.0, 0.0, text=shown, token_ids=(1,), masks=masks)]
+
+        def finish(self):
+            return [SegmentEnd(0, 2.0, 0.0, 0.0, start_s=0.0, end_s=2.0, text="hello *** ****")]
+
     marks = Marks()
     with gr.Blocks() as demo:
         gr.Markdown("Parley")
@@ -84,6 +100,7 @@ def server(translator, vad_model):
     attach_websocket(demo.app, open_stream, marks.factory, WebSocketOptions(workers=2))
     attach_websocket(demo.app, open_stream, marks.factory, WebSocketOptions(path="/ws-idle", idle_timeout_s=0.5))
     attach_websocket(demo.app, lambda start: Slow(), marks.factory, WebSocketOptions(path="/ws-slow"))
+    attach_websocket(demo.app, lambda start: SplitTerm(), marks.factory, WebSocketOptions(path="/ws-split"))
     yield f"ws://127.0.0.1:{port}", marks, opened
     demo.close()
 
@@ -235,6 +252,16 @@ def test_model_work_does_not_block_other_connections(server):
 
     replies, waited_s = asyncio.run(both())
     assert replies[0]["type"] == "error" and waited_s < 0.7
+
+
+def test_a_mask_that_reaches_back_is_sent_and_kept_in_the_downloads(server):
+    url, _, _ = server
+    audio = np.full(SAMPLE_RATE_HZ // 2, 0.1, np.float32)
+    received = asyncio.run(send(url + "/ws-split", audio, source=None))
+    kinds = [m["type"] for m in received.messages if m["type"] in ("committed", "masked")]
+    assert kinds == ["committed", "masked", "committed"]
+    assert received.committed == " hello *** ****"
+    assert received.downloads["translation.txt"] == "hello *** ****\n"
 
 
 class Flags:

@@ -50,7 +50,14 @@ class Received:
 
     @property
     def committed(self) -> str:
-        return "".join(m["text"] for m in self.messages if m["type"] == "committed")
+        """The committed text as it must be shown: pieces appended, replaced wholesale by a ``masked`` message."""
+        text = ""
+        for message in self.messages:
+            if message["type"] == "masked":
+                text = message["text"]
+            elif message["type"] == "committed":
+                text += message["text"]
+        return text
 
 
 def show(message: dict, view: TerminalView) -> None:
@@ -60,6 +67,8 @@ def show(message: dict, view: TerminalView) -> None:
         view.committed(message["text"])
         for flag in message.get("flags", []):
             view.flag(flag)
+    elif kind == "masked":
+        view.flag("Words already shown were masked; the segment's line below shows them masked.")
     elif kind == "partial":
         view.partial(message["text"])
     elif kind == "segment_end":

@@ -7,8 +7,8 @@ and simulstream's server do. One connection is one stream:
     client → {"type": "start", "target": "spa", "source": "eng", "output": "speech", "preset": "balanced",
               "expressive": false, "sample_rate_hz": 48000, "format": "int16"}
     client → binary frames: mono little-endian PCM in the stated format and rate
-    server → {"type": "ready", ...}, then JSON events (partial, committed, segment_end, notice, lag, error) and,
-             for speech output, a {"type": "speech", ...} header followed by one binary frame of 16 kHz int16 speech
+    server → {"type": "ready", ...}, then JSON events (partial, committed, masked, segment_end, notice, lag, error)
+             and, for speech output, a {"type": "speech", ...} header followed by one binary frame of 16 kHz speech
     client → {"type": "stop"}
     server → the last events, {"type": "downloads", "files": {"translation.srt": "...", ...}}, then a clean close
 
@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,7 +35,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from engine.audio import SAMPLE_RATE_HZ
 from engine.streaming import PRESETS, CommittedText, Notice, PartialText, SegmentEnd, SpeechChunk, StreamEvent
-from engine.subtitles import Cue, to_srt, to_vtt
+from engine.transcript import Transcript
 from ui.runtime import ModelNotReady
 
 log = logging.getLogger(__name__)
@@ -149,7 +151,10 @@ class StartMessage:
 
 
 def event_message(event: StreamEvent) -> dict[str, Any] | None:
-    """The JSON form of an engine event (None for speech, which travels as a header and a binary frame)."""
+    """The JSON form of an engine event (None for speech, which travels as a header and a binary frame).
+
+    A committed piece is sent as the engine emitted it (masked as shown); :class:`_Connection` sends the piece as
+    the stream's :class:`Transcript` shows it, which also covers masks added later."""
     common = {"segment": event.segment, "source_time_s": round(event.source_time_s, 3)}
     if isinstance(event, PartialText):
         return {"type": "partial", "text": event.text, **common}
@@ -164,17 +169,11 @@ def event_message(event: StreamEvent) -> dict[str, Any] | None:
     return None
 
 
-def text_downloads(segments: list[SegmentEnd]) -> dict[str, str]:
-    """The session's translation and transcript as text, SRT and VTT, keyed by file name (as the page offers)."""
-    files: dict[str, str] = {}
-    translation = [Cue(s.start_s, s.end_s, s.text) for s in segments if s.text]
-    transcript = [Cue(s.start_s, s.end_s, s.transcript) for s in segments if s.transcript]
-    for stem, cues in (("translation", translation), ("transcript", transcript)):
-        if cues:
-            files[f"{stem}.txt"] = "\n".join(c.text for c in cues) + "\n"
-            files[f"{stem}.srt"] = to_srt(cues)
-            files[f"{stem}.vtt"] = to_vtt(cues)
-    return files
+def text_downloads(transcript: Transcript) -> dict[str, str]:
+    """The session's text files (translation and transcript as text, SRT and VTT), keyed by file name: the same
+    files the page offers, written by the one writer and read back."""
+    with tempfile.TemporaryDirectory(prefix="parley-ws-") as folder:
+        return {p.name: p.read_text(encoding="utf-8") for p in transcript.write(Path(folder))}
 
 
 class _Connection:
@@ -186,9 +185,8 @@ class _Connection:
         self.max_frame_bytes = int(options.max_frame_s * start.sample_rate_hz) * self.dtype.itemsize
         self.samples_in = 0
         self.speech_out = 0  # samples of speech sent: the client's playback timeline, for the watermark
-        self.segments: list[SegmentEnd] = []
-        self.partial = ""
-        self.last_commit_s = 0.0
+        self.transcript = Transcript()  # what the client has been shown, masks included; the downloads
+        self.shown: list[str] = []  # committed pieces as last sent
 
     @property
     def heard_s(self) -> float:
@@ -206,18 +204,25 @@ class _Connection:
             if isinstance(event, SpeechChunk):
                 await self._send_speech(event)
                 continue
-            if isinstance(event, CommittedText):
-                self.last_commit_s = event.source_time_s
-            elif isinstance(event, PartialText):
-                self.partial = event.text
-            elif isinstance(event, SegmentEnd):
-                self.segments.append(event)
+            self.transcript.apply([event])
             message = event_message(event)
+            if isinstance(event, CommittedText):
+                message = await self._committed(message)
             if message is not None:
                 await self.socket.send_json(message)
 
+    async def _committed(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The new piece as shown; first a ``masked`` message when a mask reached back into pieces already sent."""
+        pieces = self.transcript.pieces
+        earlier = [p.text for p in pieces[:-1]]
+        if earlier != self.shown:
+            await self.socket.send_json({"type": "masked", "text": "".join(earlier)})
+        self.shown = [p.text for p in pieces]
+        return {**message, "text": pieces[-1].text, "flags": list(pieces[-1].flags)}
+
     async def send_lag(self) -> None:
-        lag_s = max(0.0, self.heard_s - self.last_commit_s) if self.partial else 0.0
+        pending = bool(self.transcript.partial)
+        lag_s = max(0.0, self.heard_s - self.transcript.last_commit_s) if pending else 0.0
         await self.socket.send_json({"type": "lag", "lag_s": round(lag_s, 3), "heard_s": round(self.heard_s, 3)})
 
     async def _send_speech(self, chunk: SpeechChunk) -> None:
@@ -268,8 +273,6 @@ class WebSocketEndpoint:
         except TimeoutError:
             message = f"Nothing arrived for {self.options.idle_timeout_s:g} s; the stream was closed."
             await _close_with_error(socket, message, CLOSE_IDLE)
-        except (ValueError, ModelNotReady) as e:  # a language the model lacks, a model still loading
-            await _close_with_error(socket, str(e), CLOSE_PROTOCOL)
         except Exception:
             log.exception("WebSocket stream failed")
             await _close_with_error(socket, "Something went wrong with this stream; please try again.", CLOSE_INTERNAL)
@@ -279,7 +282,10 @@ class WebSocketEndpoint:
         if first.get("text") is None:
             raise ProtocolError("Send a start message before any audio.")
         start = StartMessage.parse(first["text"], self.options)
-        stream = await self._run(self.open_stream, start)
+        try:
+            stream = await self._run(self.open_stream, start)
+        except (ValueError, ModelNotReady) as e:  # a language the model lacks, a model still loading
+            raise ProtocolError(str(e)) from e
         key = uuid.uuid4().hex
         connection = _Connection(socket, stream, start, self.mark_speech(key), self.options)
         await socket.send_json({"type": "ready", "session": key, "sample_rate_hz": start.sample_rate_hz,
@@ -301,7 +307,7 @@ class WebSocketEndpoint:
             limit = f"The stream reached its {self.options.max_stream_s / 60:g}-minute limit and was stopped."
             await socket.send_json({"type": "notice", "message": limit})
         await connection.send_events(await self._run(stream.finish))
-        await socket.send_json({"type": "downloads", "files": text_downloads(connection.segments)})
+        await socket.send_json({"type": "downloads", "files": text_downloads(connection.transcript)})
         await socket.close(CLOSE_NORMAL)
 
 
