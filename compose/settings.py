@@ -90,6 +90,10 @@ class WebSettings:
     share: bool = field(default=False, metadata=_help("ask Gradio for a public share link"))
     #: Model-bound events that may run at once (one model, shared): 1 on CPU is fastest overall.
     concurrency_limit: int = field(default=1, metadata=_help("model-bound requests run at once"))
+    #: Live streams served at once (each runs on its own thread; a stream beyond this waits in the queue).
+    max_live_streams: int = field(default=16, metadata=_help("live streams served at once"))
+    #: Audio a live stream may have waiting for the model, in seconds; beyond it audio is skipped, and said so.
+    max_backlog_s: float = field(default=10.0, metadata=_help("live audio allowed to wait for the model (s)"))
     #: Longest live stream, in seconds, before it is ended.
     stream_time_limit_s: int = field(default=30 * 60, metadata=_help("longest live stream (s)"))
     #: Requests waiting in the queue before new ones are refused with a "busy" message.
@@ -110,7 +114,7 @@ class WebSettings:
 
     def __post_init__(self) -> None:
         limits = (self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb)
-        if min(*limits, self.max_text_chars) < 1:
+        if min(*limits, self.max_text_chars, self.max_live_streams) < 1 or self.max_backlog_s <= 0:
             raise ValueError("web limits must be positive")
 
 

@@ -78,6 +78,9 @@ class StreamInput:
             self._resampler = StreamResampler(sample_rate_hz, SAMPLE_RATE_HZ)
         return windows + self._windows(self._resampler.push(audio))
 
+    def check(self, samples: np.ndarray, sample_rate_hz: int) -> None:
+        self._limits.check(np.asarray(samples), sample_rate_hz)
+
     def flush(self) -> list[np.ndarray]:
         """End of stream: the resampler's tail, and the last partial window completed with silence."""
         windows = self._windows(self._resampler.flush()) if self._resampler else []

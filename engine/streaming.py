@@ -135,6 +135,10 @@ class StreamingSession:
             raise RuntimeError("this session is finished; start a new one")
         return self._busy(lambda: self._windows(self._input.push(samples, sample_rate_hz)))
 
+    def check(self, samples: np.ndarray, sample_rate_hz: int) -> None:
+        """Raise :class:`~engine.audio.AudioError` when ``push`` would refuse this chunk (outside the limits)."""
+        self._input.check(samples, sample_rate_hz)
+
     def finish(self) -> list[StreamEvent]:
         """End of stream: translate and commit whatever is left. Calling it again returns nothing."""
         if self._finished:

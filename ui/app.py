@@ -37,6 +37,7 @@ TEXT_ONLY = "Text only"
 NO_SOURCE = ""
 AUDIO_TYPES = ".wav .flac .mp3 .ogg .opus .m4a .webm"
 MODEL_GROUP = "model"
+LIVE_GROUP = "live"
 
 CSS = """
 .captions { font-size: 1.35em; line-height: 1.5; min-height: 4em; }
@@ -139,7 +140,7 @@ class ParleyApp:
     ) -> LiveTranslation:
         pipeline = self.runtime.pipeline()
         session = pipeline.stream(tgt, _speech_task(task_label), preset, src or None, expressive)
-        return LiveTranslation(session, mark=mark)
+        return LiveTranslation(session, max_backlog_s=self.web.max_backlog_s, mark=mark)
 
     def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, request: gr.Request):
         if chunk is None:
@@ -258,6 +259,9 @@ class ParleyApp:
 
     def build(self) -> gr.Blocks:
         model_event = {"concurrency_limit": self.web.concurrency_limit, "concurrency_id": MODEL_GROUP}
+        # A live event only hands audio to its stream's own thread and returns, but Gradio holds its slot for the
+        # whole stream: its own group, sized for the streams this server takes at once, never the model's slot.
+        live_event = {"concurrency_limit": self.web.max_live_streams, "concurrency_id": LIVE_GROUP}
         with gr.Blocks(title="Parley — live speech translation") as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             with gr.Row():
@@ -334,9 +338,9 @@ class ParleyApp:
                 outputs=live_outputs,
                 stream_every=0.5,
                 time_limit=self.web.stream_time_limit_s,
-                **model_event,
+                **live_event,
             )
-            mic.stop_recording(_plain_errors(_gpu(self.live_stop)), outputs=[*live_outputs, live_files], **model_event)
+            mic.stop_recording(_plain_errors(_gpu(self.live_stop)), outputs=[*live_outputs, live_files], **live_event)
             clear.click(self.live_clear, outputs=live_outputs)
             go_file.click(
                 _plain_errors(_gpu(self.translate_file)),

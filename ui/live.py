@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.background_stream import BackgroundStream
 from engine.constants import SAMPLE_RATE_HZ
 from engine.stream_events import SpeechChunk, StreamEvent
 from engine.streaming import StreamingSession
@@ -29,12 +30,15 @@ class LiveTranslation:
     downloads come from it), and its speech handed to the page's player. One per tab; not shared."""
 
     stream: StreamingSession
+    #: Audio allowed to wait for the model, in seconds; beyond it, audio is skipped and the person is told.
+    max_backlog_s: float = 10.0
     #: The watermark (a :class:`safety.marking.SpeechMarker`): ``mark(audio, at_sample)`` marks 16 kHz speech that
     #: starts ``at_sample`` into its output. Speech is marked on the way out, once for the page's player (pieces
     #: back to back) and once for the saved file (pieces at their source times), each on its own timeline.
     mark: Callable[[np.ndarray, int], np.ndarray] = lambda audio, at_sample: audio
     speech: MarkedTimeline = field(init=False)  # for translation.wav
     transcript: Transcript = field(init=False)
+    runner: BackgroundStream = field(init=False)  # the session runs on its own thread: chunks never wait for it
     finished: bool = False
     unplayed: list[np.ndarray] = field(default_factory=list)  # speech waiting for the previous piece to end
     playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
@@ -43,24 +47,31 @@ class LiveTranslation:
     def __post_init__(self) -> None:
         self.speech = MarkedTimeline(self.mark)
         self.transcript = Transcript(self.speech, transcription=self.stream.task is Task.ASR)
+        self.runner = BackgroundStream(self.stream, self.max_backlog_s)
 
     def push(self, samples: np.ndarray, sample_rate_hz: int, now: float) -> np.ndarray | None:
-        """Feed microphone audio; returns translated speech (16 kHz) to play now, if any.
+        """Hand microphone audio to the stream (it is translated on the stream's own thread) and return translated
+        speech (16 kHz) to play now, if any is ready.
 
         The page's player restarts on each new piece, so a piece is handed out only once the previous one has
         finished playing; speech that arrives meanwhile waits and goes out joined with whatever follows it.
         """
-        self._apply(self.stream.push(samples, sample_rate_hz))
+        self.runner.offer(samples, sample_rate_hz)
+        self._apply(self.runner.take_events())
         if not self.unplayed or now < self.playing_until:
             return None
         return self._hand_out(now)
 
+    def refresh(self) -> None:
+        """Take the events the stream produced since the last chunk (between chunks, e.g. on a timer)."""
+        self._apply(self.runner.take_events())
+
     def finish(self, now: float) -> np.ndarray | None:
-        """End of stream: flush the engine and hand out all speech not played yet."""
+        """End of stream: translate what is still waiting, flush the engine and hand out all speech not played."""
         if self.finished:
             return None
         self.finished = True
-        self._apply(self.stream.finish())
+        self._apply(self.runner.finish())
         return self._hand_out(now) if self.unplayed else None
 
     def _hand_out(self, now: float) -> np.ndarray:
@@ -109,7 +120,11 @@ class LiveTranslation:
         return self.transcript.transcript_text()
 
     def status_text(self) -> str:
-        return f"Behind the speaker: {self.lag_s:.1f} s · heard {self.stream.source_time_s:.0f} s"
+        runner = self.runner
+        text = f"Behind the speaker: {self.lag_s + runner.backlog_s:.1f} s · heard {runner.received_s:.0f} s"
+        if runner.skipped_s:
+            text += f" · {runner.skipped_s:.1f} s could not be translated in time"
+        return text
 
     def write_downloads(self, folder: Path) -> list[Path]:
         """Transcript, translation (text, SRT, VTT) and translated audio, as they stand now."""
