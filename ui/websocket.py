@@ -26,14 +26,15 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from engine.audio import SAMPLE_RATE_HZ
+from engine.audio import SAMPLE_RATE_HZ, AudioError
+from engine.stream_input import LiveInputLimits
 from engine.streaming import PRESETS, CommittedText, Notice, PartialText, SegmentEnd, SpeechChunk, StreamEvent
 from engine.transcript import Transcript
 from ui.runtime import ModelNotReady
@@ -67,11 +68,8 @@ class WebSocketOptions:
 
     #: Route of the endpoint on the app.
     path: str = "/ws"
-    #: Lowest and highest input sample rate accepted.
-    min_sample_rate_hz: int = 8_000
-    max_sample_rate_hz: int = 96_000
-    #: Longest audio one binary frame may hold (bounds each push's work and memory).
-    max_frame_s: float = 2.0
+    #: The page's limits on live audio (sample-rate range, longest chunk), refused with the page's messages.
+    limits: LiveInputLimits = field(default_factory=LiveInputLimits)
     #: Longest JSON message accepted, in bytes.
     max_text_bytes: int = 4_096
     #: A connection that sends nothing for this long is closed.
@@ -84,10 +82,8 @@ class WebSocketOptions:
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
             raise ValueError("path must start with /")
-        if not 0 < self.min_sample_rate_hz <= self.max_sample_rate_hz:
-            raise ValueError("the sample rate range must be positive and ordered")
-        if min(self.max_frame_s, self.idle_timeout_s, self.max_stream_s) <= 0 or self.max_text_bytes < 256:
-            raise ValueError("frame length, timeouts and message size must be positive (messages at least 256 bytes)")
+        if min(self.idle_timeout_s, self.max_stream_s) <= 0 or self.max_text_bytes < 256:
+            raise ValueError("timeouts must be positive and text messages may not be capped below 256 bytes")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
 
@@ -143,10 +139,10 @@ class StartMessage:
         if "target" not in data:
             raise ProtocolError("The start message needs a target language.")
         start = cls(**{k: v for k, v in data.items() if k in known})
-        if not options.min_sample_rate_hz <= start.sample_rate_hz <= options.max_sample_rate_hz:
-            raise ProtocolError(
-                f"The sample rate must be between {options.min_sample_rate_hz} and {options.max_sample_rate_hz} Hz."
-            )
+        try:
+            options.limits.check(np.zeros(0, FORMATS[start.format]), start.sample_rate_hz)
+        except AudioError as e:
+            raise ProtocolError(str(e)) from e
         return start
 
 
@@ -182,7 +178,6 @@ class _Connection:
     def __init__(self, socket: WebSocket, stream: Stream, start: StartMessage, mark: Mark, options: WebSocketOptions):
         self.socket, self.stream, self.start, self.mark, self.options = socket, stream, start, mark, options
         self.dtype = FORMATS[start.format]
-        self.max_frame_bytes = int(options.max_frame_s * start.sample_rate_hz) * self.dtype.itemsize
         self.samples_in = 0
         self.speech_out = 0  # samples of speech sent: the client's playback timeline, for the watermark
         self.transcript = Transcript()  # what the client has been shown, masks included; the downloads
@@ -193,11 +188,13 @@ class _Connection:
         return self.samples_in / self.start.sample_rate_hz
 
     def decode(self, data: bytes) -> np.ndarray:
-        if len(data) > self.max_frame_bytes:
-            raise ProtocolError(f"Audio frames may hold at most {self.options.max_frame_s:g} s of audio.")
+        """The frame's samples; raises :class:`AudioError` (the page's words) for a frame over the limits, which
+        is refused while the stream goes on, and :class:`ProtocolError` for a frame that is not whole samples."""
         if len(data) % self.dtype.itemsize:
             raise ProtocolError(f"A {self.start.format} frame must be a whole number of samples.")
-        return np.frombuffer(data, dtype=self.dtype)
+        samples = np.frombuffer(data, dtype=self.dtype)
+        self.options.limits.check(samples, self.start.sample_rate_hz)
+        return samples
 
     async def send_events(self, events: list[StreamEvent]) -> None:
         for event in events:
@@ -293,7 +290,11 @@ class WebSocketEndpoint:
         while connection.heard_s < self.options.max_stream_s:
             message = await self._receive(socket)
             if message.get("bytes") is not None:
-                samples = connection.decode(message["bytes"])
+                try:
+                    samples = connection.decode(message["bytes"])
+                except AudioError as e:  # as on the page: this frame is refused, the stream goes on
+                    await socket.send_json({"type": "error", "message": str(e)})
+                    continue
                 if samples.size == 0:
                     continue
                 connection.samples_in += samples.size
