@@ -320,3 +320,44 @@ def test_cli_client_refuses_bad_usage_and_an_unreachable_server(utterances, tmp_
     command = [sys.executable, "-m", "ui.client", "--url", f"ws://127.0.0.1:{free_port()}/ws", "--tgt", "spa", str(wav)]
     unreachable = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
+
+
+def test_microphone_frames_carry_skipped_audio_as_silence(monkeypatch):
+    import ui.client
+    from ui.audio_devices import AudioDevice, CapturedBlock
+
+    stop = asyncio.Event()
+
+    class FakeCapture:
+        """Two blocks from the 'microphone', the second after 80 skipped frames; then the person presses Ctrl-C."""
+
+        def __init__(self, device, max_backlog_s):
+            self.buffer, self.closed = self, False
+            self.blocks = [[CapturedBlock(np.ones(160, np.float32))], [CapturedBlock(np.ones(160, np.float32), 80)]]
+
+        def start(self):
+            pass
+
+        def take(self, timeout_s):
+            if not self.blocks:
+                stop.set()
+                return []
+            return self.blocks.pop(0)
+
+        def check(self):
+            pass
+
+        def close(self):
+            self.closed = True
+            captures.append(self)
+
+    captures = []
+    monkeypatch.setattr(ui.client, "Capture", FakeCapture)
+
+    async def collect():
+        return [frame async for frame in ui.client.microphone_frames(AudioDevice(0, "fake", 48_000), stop)]
+
+    frames = [np.frombuffer(f, dtype="<f4") for f in asyncio.run(collect())]
+    assert [f.size for f in frames] == [160, 240]
+    assert frames[1][:80].max() == 0 and frames[1][80:].min() == 1
+    assert captures and captures[0].closed
