@@ -26,7 +26,7 @@ from engine.vad import Segmenter, StreamingVad, VadOptions, load_vad_model
 from safety.judge import SafetyJudge, SafetyOptions
 from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
-from safety.watermark import DEVELOPMENT_KEY, Watermarker, WatermarkKey, create_watermarker
+from safety.watermark import WatermarkConfig, Watermarker, create_watermarker
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,6 @@ class Pipeline:
         return translate_texts_checked(self.translator, self.judge, texts, task, tgt_lang, src_lang)
 
 
-def watermark_key(secret: str | None) -> WatermarkKey:
-    """The deployment's key, or the public development key with a warning."""
-    if not secret:
-        log.warning("No watermark key is set (PARLEY_WATERMARK_KEY): using the public development key")
-        secret = DEVELOPMENT_KEY
-    return WatermarkKey(secret)
-
-
 def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:
     """Load (or take) the model and build every stage from ``settings``. Vocoder voices are measured here, at
     start-up (or read from their cache), never during someone's first live commit."""
@@ -129,9 +121,9 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
     expressive_options = ExpressiveOptions(cache_dir=settings.engine.cache_dir)
     voices = VoiceMatcher(translator, expressive_options)
     voices.profiles()
-    watermarker = create_watermarker(
-        settings.watermark.watermark_backend, watermark_key(settings.watermark.watermark_key)
-    )
+    # No key: the public development key, with a warning (WatermarkKey.from_secret).
+    config = WatermarkConfig(settings.watermark.watermark_backend, key_secret=settings.watermark.watermark_key or None)
+    watermarker = create_watermarker(config)
     return Pipeline(
         settings, translator, load_vad_model(), judge, ExpressiveStage(expressive_options, voices), watermarker
     )

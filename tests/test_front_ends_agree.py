@@ -41,8 +41,9 @@ def speech(hello_audio):
 def settings(tiny_settings, pipeline, speech, tmp_path_factory):
     """The tiny model's own words listed as offensive, so the safety stages have decisions to make."""
     session = pipeline.stream(TGT, Task.S2ST, src_lang=SRC)
-    words = [t.text for e in session.push(speech, SAMPLE_RATE_HZ) + session.finish() if isinstance(e, CommittedText)
-             for t in word_tokens(e.text)]  # fmt: skip
+    events = [e for i in range(0, speech.size, SAMPLE_RATE_HZ) for e in session.push(speech[i : i + SAMPLE_RATE_HZ],
+              SAMPLE_RATE_HZ)] + session.finish()  # fmt: skip
+    words = [t.text for e in events if isinstance(e, CommittedText) for t in word_tokens(e.text)]
     lists = tmp_path_factory.mktemp("lists")
     (lists / f"{TGT}.txt").write_text("\n".join(sorted(set(words))[:3]) + "\n", encoding="utf-8")
     return dataclasses.replace(tiny_settings, safety=SafetySettings(toxicity_dir=lists))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
+from engine.constants import UNSEGMENTED_LANGUAGES
 from safety.toxicity.lists import ALLOW_LIST, bundled_terms, nllb_list_files, read_allow_list, read_nllb_list
 from safety.toxicity.text import (
     WILDCARD,
@@ -32,7 +33,6 @@ from safety.toxicity.text import (
 log = logging.getLogger(__name__)
 
 #: Scripts written without spaces between words; ETOX matches these on tokenizer pieces instead of words.
-UNSEGMENTED_LANGUAGES = frozenset({"cmn", "cmn_Hant", "yue", "jpn", "tha", "khm", "lao", "mya"})
 
 
 @dataclass(frozen=True)
