@@ -365,7 +365,7 @@ def test_microphone_frames_carry_skipped_audio_as_silence(monkeypatch):
 
 def test_wired_to_the_real_pipeline_speech_carries_the_session_watermark(pipeline, utterances, speech_dir):
     """As the composition root wires it: sessions from pipeline.stream (judge, expressive stage), the deployment's
-    watermark per session key."""
+    watermark per session key, one MarkedStream per connection."""
 
     def open_stream(start: StartMessage):
         task = "s2st" if start.output == "speech" else "s2tt"
@@ -377,7 +377,8 @@ def test_wired_to_the_real_pipeline_speech_carries_the_session_watermark(pipelin
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True)
     try:
-        attach_websocket(demo.app, open_stream, pipeline.marker)
+        # One marked stream per connection: the client's playback timeline, marked continuously.
+        attach_websocket(demo.app, open_stream, lambda key: pipeline.marker(key).stream().add)
         long_talk = np.concatenate([utterances[0], utterances[1]] * 3)
         received = asyncio.run(send(f"ws://127.0.0.1:{port}/ws", long_talk, output="speech", expressive=True))
     finally:

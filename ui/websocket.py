@@ -340,7 +340,8 @@ def attach_websocket(
 
     ``open_stream`` turns a checked start message into a session; it may raise ``ValueError`` (or
     ``ModelNotReady``) with a sentence for the client. ``mark_speech`` gets a fresh session key per stream and
-    returns the watermark for it, called as ``mark(audio, at_sample)`` on the client's playback timeline. Model
+    returns the watermark for it, called as ``mark(audio, at_sample)`` on the client's playback timeline (pieces
+    back to back from sample 0): ``lambda key: pipeline.marker(key).stream().add`` marks it continuously. Model
     work (``open_stream``, ``push``, ``finish``) runs on ``executor``: pass the one the page's model work uses so
     both queue together; by default the endpoint has its own with ``options.workers`` threads.
     """
