@@ -13,16 +13,17 @@ import numpy as np
 import torch
 
 from compose.settings import Settings
-from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
 from engine.file_translation import FileTranslation, Progress, translate_recording
 from engine.hooks import Report
 from engine.mitigation import translate_texts_checked
 from engine.models import LoadedModel, load_model
+from engine.prosody import ExpressiveOptions, ExpressiveStage
 from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from engine.translator import TranslationResult, Translator
 from engine.vad import Segmenter, StreamingVad, VadOptions, load_vad_model
+from engine.voices import VoiceMatcher
 from safety.judge import SafetyJudge, SafetyOptions
 from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
@@ -120,7 +121,7 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         judge = SafetyJudge(options, tokenize=loaded.tokenizer.tokenize)  # ETOX: the model's own tokens
     expressive_options = ExpressiveOptions(cache_dir=settings.engine.cache_dir)
     voices = VoiceMatcher(translator, expressive_options)
-    voices.profiles()
+    voices.prepare()
     # No key: the public development key, with a warning (WatermarkKey.from_secret).
     config = WatermarkConfig(settings.watermark.watermark_backend, key_secret=settings.watermark.watermark_key or None)
     watermarker = create_watermarker(config)
