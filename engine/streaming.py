@@ -313,12 +313,7 @@ class StreamingSession:
         )
 
 
-def committed_word_delays(events: Iterable[StreamEvent], computation_aware: bool = False) -> list[float]:
-    """One delay per committed word (for :func:`engine.metrics.latency`): source seconds read when it was
-    committed, plus the compute time spent so far when ``computation_aware``."""
-    delays = []
-    for event in events:
-        if isinstance(event, CommittedText):
-            delay = event.source_time_s + (event.compute_s if computation_aware else 0.0)
-            delays += [delay] * len(event.text.split())
-    return delays
+def committed_word_delays(events: Iterable[StreamEvent]) -> list[float]:
+    """One delay per committed word (for :func:`engine.metrics.latency`): the source seconds read when it was
+    committed. Computation-aware delays are :func:`engine.metrics.computation_aware_delay_s`, defined once there."""
+    return [e.source_time_s for e in events if isinstance(e, CommittedText) for _ in e.text.split()]

@@ -61,7 +61,7 @@ def server(tiny_settings, tmp_path_factory):
     assert runtime.wait(120).ready
     app = ParleyApp(runtime, tmp_path_factory.mktemp("work"))
     demo = app.build()
-    launch(demo, settings, block=False)
+    launch(app, demo, block=False)
     yield app, f"http://127.0.0.1:{port}"
     demo.close()
 
@@ -246,7 +246,7 @@ def test_unloadable_model_is_explained_and_the_test_model_offered(browser, tiny_
     runtime.start()
     app = ParleyApp(runtime, tmp_path)
     demo = app.build()
-    launch(demo, settings, block=False)
+    launch(app, demo, block=False)
     try:
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}", wait_until="load")

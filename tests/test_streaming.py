@@ -129,8 +129,7 @@ def test_stamps_are_ordered_and_metrics_computable(translator, vad_model, speech
         assert a.source_time_s <= b.source_time_s and a.emitted_at <= b.emitted_at and a.compute_s <= b.compute_s
     source_s = speech.shape[0] / SAMPLE_RATE_HZ
     plain = latency(committed_word_delays(events), source_s)
-    aware = latency(committed_word_delays(events, computation_aware=True), source_s)
-    assert aware.al_s >= plain.al_s and plain.ending_offset_s >= -source_s
+    assert plain is not None and plain.al_s > 0 and plain.ending_offset_s >= -source_s
 
 
 def test_silence_produces_no_text(translator, vad_model):

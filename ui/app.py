@@ -26,10 +26,13 @@ from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
 from engine.file_translation import write_outputs
 from engine.languages import Capability, UnknownLanguageError, all_languages, languages_with
 from engine.presets import PRESETS
+from engine.stream_input import LiveInputLimits
+from engine.streaming import StreamingSession
 from engine.tasks import Task
 from safety.marking import SpeechMarker
 from ui.live import LiveRegistry, LiveTranslation
 from ui.runtime import ModelNotReady, ModelRuntime
+from ui.websocket import StartMessage, WebSocketOptions, attach_websocket
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +270,24 @@ class ParleyApp:
         )
         return text, points
 
+    # ---- the WebSocket API ------------------------------------------------------------------------------------
+
+    def attach_websocket(self, demo: gr.Blocks) -> None:
+        """The same streams as the page (same pipeline, limits and watermark), for clients beyond the browser."""
+        settings = self.runtime.settings
+        streaming, web = settings.streaming, settings.web
+
+        def open_stream(start: StartMessage) -> StreamingSession:
+            task = Task.S2ST if start.output == "speech" else Task.S2TT
+            return self.runtime.pipeline().stream(start.target, task, start.preset, start.source, start.expressive)
+
+        options = WebSocketOptions(
+            limits=LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s),
+            max_stream_s=web.stream_time_limit_s,
+            workers=web.max_live_streams,
+        )
+        attach_websocket(demo.app, open_stream, lambda key: self.runtime.pipeline().marker(key).stream().add, options)
+
     # ---- layout ---------------------------------------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
@@ -389,19 +410,21 @@ class ParleyApp:
         go.click(_plain_errors(self.verify), inputs=[check_in], outputs=[result, plot], concurrency_limit=2)
 
 
-def build_app(settings: Settings, work_dir: Path | None = None) -> gr.Blocks:
+def build_app(settings: Settings, work_dir: Path | None = None) -> tuple[ParleyApp, gr.Blocks]:
     """The whole app; starts loading the model in the background right away."""
     runtime = ModelRuntime(settings)
     runtime.start()
-    work = work_dir or Path(tempfile.mkdtemp(prefix="parley-"))
-    return ParleyApp(runtime, work).build()
+    app = ParleyApp(runtime, work_dir or Path(tempfile.mkdtemp(prefix="parley-")))
+    return app, app.build()
 
 
-def launch(demo: gr.Blocks, settings: Settings, block: bool = True) -> None:
-    """Serve the app; ``block=False`` returns once the server is up (tests)."""
+def launch(app: ParleyApp, demo: gr.Blocks, block: bool = True) -> None:
+    """Serve the page and, beside it on the same server, the WebSocket API (``/ws``); ``block=False`` returns once
+    the server is up (tests)."""
+    settings = app.runtime.settings
     web = settings.web
     demo.launch(
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         server_name=web.host,
         server_port=web.port,
         share=web.share,
@@ -412,3 +435,6 @@ def launch(demo: gr.Blocks, settings: Settings, block: bool = True) -> None:
             font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
         ),
     )
+    app.attach_websocket(demo)
+    if block:
+        demo.block_thread()
