@@ -76,6 +76,9 @@ def test_registry_keeps_one_state_per_tab_and_drops_it_on_unload(translator, vad
     assert len(registry) == 2
     registry.drop("tab-a")
     assert len(registry) == 1 and registry.peek("tab-a") is None
+    registry.get("tab-c", lambda: live(translator, vad_model), owner="session-1")
+    registry.drop_owner("session-1")  # the tab closed
+    assert registry.peek("tab-c") is None and len(registry) == 1
     a.finished = True  # a finished stream is replaced by a fresh one on the next chunk
     registry.get("tab-b", lambda: live(translator, vad_model)).finished = True
     assert not registry.get("tab-b", lambda: live(translator, vad_model)).finished
@@ -171,3 +174,26 @@ def test_only_the_operator_can_switch_the_shared_model_and_text_is_bounded(tiny_
         app.translate_text("word " * 30, "eng", "fra", TEXT_ONLY, Request())
     local = ParleyApp(ModelRuntime(tiny_settings), tmp_path)
     assert "use_tiny" in {d.get("api_name") for d in local.build().config["dependencies"]}  # 127.0.0.1: allowed
+
+
+def test_live_state_is_reached_by_its_secret_not_by_the_session_hash(tiny_settings, tmp_path, hello_audio):
+    from ui.app import SPEECH_AND_TEXT, ParleyApp
+
+    runtime = ModelRuntime(tiny_settings)
+    runtime.start()
+    assert runtime.wait(60).ready
+    app = ParleyApp(runtime, tmp_path)
+
+    class Request:
+        session_hash = "public-hash"
+
+    chunk = (SAMPLE_RATE_HZ, hello_audio[: SAMPLE_RATE_HZ // 2])
+    *_, key = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
+    assert key and key != Request.session_hash and len(key) >= 24  # server-issued, unguessable
+    # Another connection that knows (or fakes) the same session hash gets a fresh stream, not this one.
+    *_, other = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
+    assert other != key and app.registry.peek(key) is not app.registry.peek(other)
+    assert app.live_stop(None)[-1] is None and app.live_stop(Request.session_hash)[-1] is None  # no downloads
+    assert app.live_stop(key)[-1] is not None or app.registry.peek(key).finished
+    app.unload(Request())
+    assert app.registry.peek(key) is None and app.registry.peek(other) is None

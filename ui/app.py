@@ -157,20 +157,23 @@ class ParleyApp:
         session = pipeline.stream(tgt, _speech_task(task_label), preset, src or None, expressive)
         return LiveTranslation(session, max_backlog_s=self.web.max_backlog_s, marker=mark)
 
-    def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, request: gr.Request):
+    def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, key, request: gr.Request):
+        """``key`` is this tab's live-state secret (its ``gr.State``); the first chunk gets one issued."""
         if chunk is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), key
         rate, samples = chunk
+        key = key or self.registry.new_key()
         live = self.registry.get(
-            request.session_hash,
+            key,
             lambda: self._new_live(src, tgt, task_label, preset, expressive, self.marker(request)),
+            owner=request.session_hash,
         )
         audio = live.push(samples, rate, time.monotonic())
         playback = gr.skip() if audio is None else _as_output_audio(audio)
-        return live.captions_html(), live.transcript_text(), live.status_text(), playback
+        return live.captions_html(), live.transcript_text(), live.status_text(), playback, key
 
-    def live_stop(self, request: gr.Request):
-        live = self.registry.peek(request.session_hash)
+    def live_stop(self, key):
+        live = self.registry.peek(key)
         if live is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
         audio = live.finish(time.monotonic())
@@ -179,12 +182,12 @@ class ParleyApp:
         playback = gr.skip() if audio is None else _as_output_audio(audio)
         return live.captions_html(), live.transcript_text(), live.status_text(), playback, files or None
 
-    def live_clear(self, request: gr.Request):
-        self.registry.drop(request.session_hash)
-        return LiveTranslation.empty_captions_html(), "", "", None
+    def live_clear(self, key):
+        self.registry.drop(key)
+        return LiveTranslation.empty_captions_html(), "", "", None, None
 
     def unload(self, request: gr.Request) -> None:
-        self.registry.drop(request.session_hash)
+        self.registry.drop_owner(request.session_hash)
 
     # ---- file -----------------------------------------------------------------------------------------------
 
@@ -359,17 +362,19 @@ class ParleyApp:
         # A live event only hands audio to its stream's own thread and returns, but Gradio holds its slot for the
         # whole stream: its own group, sized for the streams this server takes at once, never the model's slot.
         live_event = {"concurrency_limit": self.web.max_live_streams, "concurrency_id": LIVE_GROUP}
+        key = gr.State(None, delete_callback=self.registry.drop)  # this tab's live-state secret (server side only)
         outputs = [captions, transcript, live_status, speaker]
         mic.stream(
             _plain_errors(_gpu(self.live_chunk)),
-            inputs=[mic, shared.src, shared.tgt, shared.task, shared.preset, shared.expressive],
-            outputs=outputs,
+            inputs=[mic, shared.src, shared.tgt, shared.task, shared.preset, shared.expressive, key],
+            outputs=[*outputs, key],
             stream_every=0.5,
             time_limit=self.web.stream_time_limit_s,
             **live_event,
         )
-        mic.stop_recording(_plain_errors(_gpu(self.live_stop)), outputs=[*outputs, live_files], **live_event)
-        clear.click(self.live_clear, outputs=outputs)
+        mic.stop_recording(_plain_errors(_gpu(self.live_stop)), inputs=[key], outputs=[*outputs, live_files],
+                           **live_event)  # fmt: skip
+        clear.click(self.live_clear, inputs=[key], outputs=[*outputs, key])
 
     def _file_tab(self, shared: _Shared) -> None:
         gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")

@@ -8,6 +8,7 @@ disconnect mid-stream) and hands translated speech to the page's player.
 from __future__ import annotations
 
 import html
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,26 +142,40 @@ def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:
 
 
 class LiveRegistry:
-    """Per-tab live state keyed by Gradio's session hash; entries are dropped when the tab closes (``unload``)."""
+    """Per-tab live state, keyed by a secret the server issues to that tab's connection (held in its ``gr.State``,
+    which never leaves the server): knowing a tab's public session hash is not enough to reach its captions or
+    downloads. Entries are dropped when the tab closes (``drop_owner`` with the session hash) or is cleared."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, LiveTranslation] = {}
+        self._owners: dict[str, set[str]] = {}  # session hash → keys issued to it
 
-    def get(self, key: str, create: Callable[[], LiveTranslation]) -> LiveTranslation:
+    @staticmethod
+    def new_key() -> str:
+        return secrets.token_urlsafe(24)
+
+    def get(self, key: str, create: Callable[[], LiveTranslation], owner: str | None = None) -> LiveTranslation:
         with self._lock:
             live = self._entries.get(key)
             if live is None or live.finished:
                 live = self._entries[key] = create()
+                if owner is not None:
+                    self._owners.setdefault(owner, set()).add(key)
             return live
 
-    def peek(self, key: str) -> LiveTranslation | None:
+    def peek(self, key: str | None) -> LiveTranslation | None:
         with self._lock:
-            return self._entries.get(key)
+            return self._entries.get(key) if key else None
 
-    def drop(self, key: str) -> None:
+    def drop(self, key: str | None) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    def drop_owner(self, owner: str) -> None:
+        with self._lock:
+            for key in self._owners.pop(owner, set()):
+                self._entries.pop(key, None)
 
     def __len__(self) -> int:
         with self._lock:
