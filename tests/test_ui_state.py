@@ -232,3 +232,25 @@ def test_an_idle_stream_is_closed_with_its_downloads_kept_and_old_outputs_are_de
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     app.housekeeping()
     assert not old.exists() and any(tmp_path.iterdir())  # past retention: deleted; recent outputs stay
+
+
+def test_unknown_language_codes_get_one_plain_sentence(tiny_settings, tmp_path):
+    import gradio as gr
+
+    from ui.app import SPEECH_AND_TEXT, ParleyApp, _plain_errors
+
+    runtime = ModelRuntime(tiny_settings)
+    runtime.start()
+    assert runtime.wait(60).ready
+    app = ParleyApp(runtime, tmp_path)
+    translate_text = _plain_errors(app.translate_text)  # as the page registers it
+
+    class Request:
+        session_hash = "codes"
+
+    for src, tgt, words in (("eng", "xyz", "Unknown language 'xyz'"), ("qqq", "spa", "Unknown language 'qqq'"),
+                            ("eng", "ell", "speech output")):  # fmt: skip
+        with pytest.raises(gr.Error) as caught:
+            translate_text("Good morning.", src, tgt, SPEECH_AND_TEXT, Request())
+        message = str(caught.value.message)
+        assert words in message and "list of choices" not in message and "Traceback" not in message

@@ -374,11 +374,13 @@ class ParleyApp:
             src = gr.Dropdown(
                 [("Not specified", NO_SOURCE), *[(lang.label, lang.code) for lang in all_languages()]],
                 value="eng", label="Source language (needed for text and for a transcript)", filterable=True,
-                elem_id="src-lang",
+                elem_id="src-lang", allow_custom_value=True,
             )  # fmt: skip
+            # allow_custom_value: a code the list does not hold reaches the handler, which answers in plain words
+            # (instead of Gradio's "Value: … is not in the list of choices").
             tgt = gr.Dropdown(
                 target_choices(SPEECH_AND_TEXT), value="spa", label="Target language", filterable=True,
-                elem_id="tgt-lang",
+                elem_id="tgt-lang", allow_custom_value=True,
             )  # fmt: skip
             task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
             preset = gr.Dropdown(
