@@ -254,3 +254,15 @@ def test_unknown_language_codes_get_one_plain_sentence(tiny_settings, tmp_path):
             translate_text("Good morning.", src, tgt, SPEECH_AND_TEXT, Request())
         message = str(caught.value.message)
         assert words in message and "list of choices" not in message and "Traceback" not in message
+
+
+def test_switching_the_output_keeps_a_valid_target_and_says_so():
+    from ui.app import SPEECH_AND_TEXT, TEXT_ONLY, keep_valid_target
+
+    update, last, note = keep_valid_target(TEXT_ONLY, "fra", "fra")
+    assert update["value"] == "fra" and note == ""  # French can be written: kept
+    update, last, note = keep_valid_target(TEXT_ONLY, "ell", last)  # Greek, text only
+    assert update["value"] == "ell" and last == "fra"
+    update, last, note = keep_valid_target(SPEECH_AND_TEXT, "ell", last)  # back to speech: Greek cannot be spoken
+    assert update["value"] == "fra" and "cannot be spoken" in note and "Greek" in note
+    assert update["value"] in {code for _, code in update["choices"]}

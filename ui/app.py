@@ -96,6 +96,20 @@ def target_choices(task_label: str) -> list[tuple[str, str]]:
     return _language_choices(Capability.SPEECH_OUTPUT if task_label == SPEECH_AND_TEXT else Capability.TEXT)
 
 
+def keep_valid_target(task_label: str, tgt: str, last_spoken: str):
+    """The output switched: offer the targets valid for it, keeping the chosen one when it still is; otherwise the
+    last target that could be spoken, said in one line (the box never goes blank)."""
+    choices = target_choices(task_label)
+    codes = {code for _, code in choices}
+    if tgt in codes:
+        spoken = tgt if task_label == SPEECH_AND_TEXT else last_spoken
+        return gr.update(choices=choices, value=tgt), spoken, ""
+    names = dict((code, label) for label, code in target_choices(TEXT_ONLY))
+    value = last_spoken if last_spoken in codes else "spa"
+    note = f"{names.get(tgt, tgt)} cannot be spoken; the target is {names[value]} again."
+    return gr.update(choices=choices, value=value), value, note
+
+
 def _speech_task(task_label: str) -> Task:
     return Task.S2ST if task_label == SPEECH_AND_TEXT else Task.S2TT
 
@@ -390,7 +404,9 @@ class ParleyApp:
                 value=settings.expressive.expressive,
                 label="Keep my voice's character (pauses, pace, pitch, loudness, voice)", elem_id="expressive",
             )  # fmt: skip
-        task.change(lambda t: gr.update(choices=target_choices(t)), inputs=task, outputs=tgt)
+        note = gr.Markdown(elem_id="settings-note")
+        last_spoken = gr.State("spa")  # the last target that can be spoken, to go back to
+        task.change(keep_valid_target, inputs=[task, tgt, last_spoken], outputs=[tgt, last_spoken, note])
         return _Shared(src, tgt, task, preset, expressive)
 
     def _live_tab(self, shared: _Shared) -> None:
