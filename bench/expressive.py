@@ -142,6 +142,7 @@ def row(name: str, off: float, on: float, better: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=30, help="test items (at least 3)")
+    parser.add_argument("--voices", action="store_true", help="also measure voice similarity (VSim) per voice choice")
     parser.add_argument(
         "--libraries",
         type=int,
@@ -182,6 +183,14 @@ def main() -> int:
         f"streaming: added delay per {STREAM_CHUNK_S:.0f} s speech chunk: mean {delays_ms.mean():.0f} ms, "
         f"p95 {np.percentile(delays_ms, 95):.0f} ms, max {delays_ms.max():.0f} ms"
     )
+    if args.voices:
+        from bench.expressive_voices import print_voice_table
+
+        translations = [SENTENCES[i % len(SENTENCES)][1] for i in range(len(items))]
+        with tempfile.TemporaryDirectory() as tmp:
+            print_voice_table(
+                sources, translations, stage, lambda text, path, voice: espeak(text, path, voice), Path(tmp)
+            )
     if args.libraries:
         from bench.expressive_libraries import library_comparison, print_table
 
