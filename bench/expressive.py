@@ -142,6 +142,7 @@ def row(name: str, off: float, on: float, better: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=30, help="test items (at least 3)")
+    parser.add_argument("--noise", action="store_true", help="also run the metrics with noisy sources")
     parser.add_argument("--voices", action="store_true", help="also measure voice similarity (VSim) per voice choice")
     parser.add_argument(
         "--libraries",
@@ -183,6 +184,11 @@ def main() -> int:
         f"streaming: added delay per {STREAM_CHUNK_S:.0f} s speech chunk: mean {delays_ms.mean():.0f} ms, "
         f"p95 {np.percentile(delays_ms, 95):.0f} ms, max {delays_ms.max():.0f} ms"
     )
+    if args.noise:
+        from bench.expressive_noise import noise_table, print_noise_table
+
+        talkers = [item.output for item in items[: len(SENTENCES)]]  # the other sentences, Spanish voice
+        print_noise_table(noise_table(sources, [item.output for item in items], stage, talkers))
     if args.voices:
         from bench.expressive_voices import print_voice_table
 
