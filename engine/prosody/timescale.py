@@ -32,4 +32,6 @@ def retime(audio: np.ndarray, speed: float, shift_st: np.ndarray | float = 0.0) 
         pitch_shift_in_semitones=shift,
         preserve_formants=True,
     )
-    return out[0].astype(np.float32)
+    # With per-sample arrays Rubber Band flushes ~2,000 samples more than asked, at the end: cut to the asked length.
+    length = round(samples.shape[0] / speed)
+    return np.pad(out[0][:length], (0, max(0, length - out.shape[1]))).astype(np.float32)
