@@ -142,6 +142,9 @@ def row(name: str, off: float, on: float, better: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=30, help="test items (at least 3)")
+    parser.add_argument(
+        "--all-languages", type=int, metavar="ITEMS", default=0, help="also one row per speech-output language"
+    )
     parser.add_argument("--noise", action="store_true", help="also run the metrics with noisy sources")
     parser.add_argument("--voices", action="store_true", help="also measure voice similarity (VSim) per voice choice")
     parser.add_argument(
@@ -184,6 +187,11 @@ def main() -> int:
         f"streaming: added delay per {STREAM_CHUNK_S:.0f} s speech chunk: mean {delays_ms.mean():.0f} ms, "
         f"p95 {np.percentile(delays_ms, 95):.0f} ms, max {delays_ms.max():.0f} ms"
     )
+    if args.all_languages:
+        from bench.expressive_languages import language_rows, print_language_table
+
+        with tempfile.TemporaryDirectory() as tmp:
+            print_language_table(language_rows(stage, args.all_languages, espeak, Path(tmp)))
     if args.noise:
         from bench.expressive_noise import noise_table, print_noise_table
 
