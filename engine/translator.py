@@ -64,6 +64,14 @@ class Encoded:
     attention_mask: torch.Tensor | None
     seconds: float
 
+    def item(self, index: int) -> Encoded:
+        """One item of the batch, without its padding frames (batch of one)."""
+        hidden = self.hidden_states[index : index + 1]
+        if self.attention_mask is None:
+            return Encoded(hidden, None, self.seconds)
+        frames = int(self.attention_mask[index].sum())
+        return Encoded(hidden[:, :frames], self.attention_mask[index : index + 1, :frames], self.seconds)
+
 
 @dataclass(frozen=True)
 class Speech:
@@ -336,17 +344,6 @@ class Translator:
 
     def speech_to_text(self, audio: np.ndarray, tgt_lang: str) -> TranslationResult:
         return self.translate([audio], Task.S2TT, tgt_lang)[0]
-
-    def text_to_speech(
-        self, text: str, src_lang: str, tgt_lang: str, speaker_id: int | None = None
-    ) -> TranslationResult:
-        return self.translate([text], Task.T2ST, tgt_lang, src_lang=src_lang, speaker_id=speaker_id)[0]
-
-    def text_to_text(self, text: str, src_lang: str, tgt_lang: str) -> TranslationResult:
-        return self.translate([text], Task.T2TT, tgt_lang, src_lang=src_lang)[0]
-
-    def transcribe(self, audio: np.ndarray, src_lang: str) -> TranslationResult:
-        return self.translate([audio], Task.ASR, src_lang, src_lang=src_lang)[0]
 
 
 def _length_mask(like: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

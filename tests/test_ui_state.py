@@ -1,8 +1,11 @@
 """The app's server-side state without a browser: background model loading, fallback, per-tab live state."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from compose.settings import Settings, WatermarkSettings
 from engine.audio import SAMPLE_RATE_HZ
 from engine.options import EngineOptions
 from engine.streaming import StreamingSession
@@ -13,20 +16,21 @@ from ui.runtime import ModelNotReady, ModelRuntime, ModelState
 
 
 def test_unloadable_model_fails_in_plain_words_and_tiny_takes_over(tmp_path, monkeypatch, tiny_options):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    runtime = ModelRuntime(EngineOptions(cache_dir=tiny_options.cache_dir, device="cpu"))
+    runtime = ModelRuntime(
+        Settings(engine=EngineOptions(cache_dir=tiny_options.cache_dir, device="cpu", hub_offline=True))
+    )
     with pytest.raises(ModelNotReady):
-        runtime.translator()
+        runtime.pipeline()
     runtime.start()
     status = runtime.wait(60)
     assert status.state is ModelState.FAILED and "cannot be reached" in status.message
     with pytest.raises(ModelNotReady, match="could not be loaded"):
-        runtime.translator()
+        runtime.pipeline()
     runtime.use_tiny()
     status = runtime.wait(60)
     assert status.ready and "meaningless" in status.message
-    assert runtime.translator().loaded.is_tiny
+    assert runtime.pipeline().loaded.is_tiny
 
 
 def live(translator, vad_model) -> LiveTranslation:
@@ -77,16 +81,16 @@ def test_registry_keeps_one_state_per_tab_and_drops_it_on_unload(translator, vad
     assert not registry.get("tab-b", lambda: live(translator, vad_model)).finished
 
 
-def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model, hello_audio, tiny_options, tmp_path):
+def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model, hello_audio, tiny_settings, tmp_path):
     import soundfile as sf
 
     from engine.tasks import Task
-    from ui.app import SPEECH_AND_TEXT, ParleyApp, UiOptions
+    from ui.app import SPEECH_AND_TEXT, ParleyApp
 
-    runtime = ModelRuntime(tiny_options)
+    runtime = ModelRuntime(dataclasses.replace(tiny_settings, watermark=WatermarkSettings(deployment_id=3)))
     runtime.start()
     runtime.wait(60)
-    app = ParleyApp(runtime, UiOptions(deployment_id=3), tmp_path)
+    app = ParleyApp(runtime, tmp_path)
 
     class Request:
         session_hash = "tab-1"
@@ -100,17 +104,70 @@ def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model
     assert not np.allclose(saved, np.clip(raw, -1, 1), atol=1e-3)  # changed by the mark …
     np.testing.assert_allclose(saved, np.clip(expected, -1, 1), atol=2e-4)  # … exactly as the marker marks it
 
-    seen = []
+    pushed = []  # sizes of what each marking stream's embedder was given
+
+    class Counting:
+        """Wraps an embedding stream and counts the samples pushed into it."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def push(self, chunk):
+            pushed.append(chunk.size)
+            return self.inner.push(chunk)
+
+        def ahead(self):
+            rest, stream = self.inner.ahead()
+            return rest, Counting(stream)
+
+    class CountingWatermarker:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def stream(self, payload):
+            return Counting(self.inner.stream(payload))
+
+    marker = app.marker(Request())
+    counted = dataclasses.replace(marker, watermarker=CountingWatermarker(marker.watermarker))
     state = LiveTranslation(
-        StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "jpn", task="s2st"),
-        mark=lambda audio, at_sample: seen.append((audio.size, at_sample)) or audio * 0.5,
+        StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "jpn", task="s2st"), marker=counted
     )
     played = state.push(np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)]), SAMPLE_RATE_HZ, now=0.0)
     rest = state.finish(now=100.0)
     played = [p for p in (played, rest) if p is not None]
     assert played and state.speech.speech_samples == sum(p.size for p in played)
-    # Every piece went through the marker twice: for the saved file and, joined as handed out, for the player,
-    # each at its position on that output's own timeline (the player's pieces follow each other).
-    assert sum(size for size, _ in seen) == 2 * state.speech.speech_samples
-    starts = np.cumsum([0] + [p.size for p in played[:-1]])
-    assert all((p.size, int(start)) in seen for p, start in zip(played, starts, strict=True))
+    # Each sample of speech went into an embedder exactly once per output: the page's player and the saved file
+    # each have one marking stream, and nothing is marked twice or prepended with silence to find its phase.
+    assert sum(pushed) == 2 * state.speech.speech_samples
+
+
+def test_only_the_operator_can_switch_the_shared_model_and_text_is_bounded(tiny_settings, tmp_path):
+    import gradio as gr
+
+    from compose.settings import WebSettings
+    from ui.app import TEXT_ONLY, ParleyApp
+
+    runtime = ModelRuntime(dataclasses.replace(tiny_settings, web=WebSettings(host="0.0.0.0", max_text_chars=100)))
+    app = ParleyApp(runtime, tmp_path)
+    demo = app.build()
+    api_names = {d.get("api_name") for d in demo.config["dependencies"]}
+    assert "use_tiny" not in api_names  # no public endpoint switches the model on a shared server
+    with pytest.raises(gr.Error, match="operator"):
+        app.use_tiny()
+    assert not app.poll_status()[1]["visible"]
+    runtime.start()
+    assert runtime.wait(60).ready
+
+    class Request:
+        session_hash = "tab-long"
+
+    with pytest.raises(gr.Error, match="at most 100"):
+        app.translate_text("word " * 30, "eng", "fra", TEXT_ONLY, Request())
+    local = ParleyApp(ModelRuntime(tiny_settings), tmp_path)
+    assert "use_tiny" in {d.get("api_name") for d in local.build().config["dependencies"]}  # 127.0.0.1: allowed

@@ -1,8 +1,8 @@
 """Live translation state for one browser tab, and the registry that keys it by Gradio session.
 
-The engine's :class:`StreamingSession` turns audio into events; a :class:`LiveTranslation` folds those events into
-what the page shows (captions, transcript, latency, notices) and keeps what the person produced (text, timings,
-translated audio) so it can be downloaded at any time, even after a disconnect mid-stream.
+The engine's :class:`StreamingSession` turns audio into events; a :class:`LiveTranslation` folds them into one
+:class:`~engine.transcript.Transcript` (what the page shows and what can be downloaded at any time, even after a
+disconnect mid-stream) and hands translated speech to the page's player.
 """
 
 from __future__ import annotations
@@ -15,140 +15,129 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio import SAMPLE_RATE_HZ, write_wav
-from engine.streaming import (
-    CommittedText,
-    Notice,
-    PartialText,
-    SegmentEnd,
-    SpeechChunk,
-    StreamEvent,
-    StreamingSession,
-)
-from engine.subtitles import Cue, to_srt, to_vtt
-from safety.marking import MarkedTimeline
+from engine.background_stream import BackgroundStream
+from engine.constants import SAMPLE_RATE_HZ
+from engine.stream_events import SpeechChunk, StreamEvent
+from engine.streaming import StreamingSession
+from engine.tasks import Task
+from engine.transcript import Transcript
+from safety.marking import MarkedStream, MarkedTimeline, SpeechMarker
 
 
 @dataclass
 class LiveTranslation:
-    """Folds a stream's events into page state. One per tab; not shared."""
+    """One tab's live stream: its events folded into a :class:`~engine.transcript.Transcript` (captions and
+    downloads come from it), and its speech handed to the page's player. One per tab; not shared."""
 
     stream: StreamingSession
-    #: The watermark (a :class:`safety.marking.SpeechMarker`): ``mark(audio, at_sample)`` marks 16 kHz speech that
-    #: starts ``at_sample`` into its output. Speech is marked on the way out, once for the page's player (pieces
-    #: back to back) and once for the saved file (pieces at their source times), each on its own timeline.
-    mark: Callable[[np.ndarray, int], np.ndarray] = lambda audio, at_sample: audio
-    #: Committed text in the pieces it arrived in, each with the safety flags raised on it.
-    pieces: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    partial: str = ""
-    segments: list[SegmentEnd] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
+    #: Audio allowed to wait for the model, in seconds; beyond it, audio is skipped and the person is told.
+    max_backlog_s: float = 10.0
+    #: The session's watermark. Speech is marked on the way out by one marking stream per output: the page's
+    #: player (pieces back to back) and the saved file (pieces at their source times); each sample passes through
+    #: each stream once.
+    marker: SpeechMarker | None = None
     speech: MarkedTimeline = field(init=False)  # for translation.wav
-    last_commit_s: float = 0.0
+    player: MarkedStream | None = field(init=False)  # for the page's player
+    transcript: Transcript = field(init=False)
+    runner: BackgroundStream = field(init=False)  # the session runs on its own thread: chunks never wait for it
     finished: bool = False
     unplayed: list[np.ndarray] = field(default_factory=list)  # speech waiting for the previous piece to end
     playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
     handed_out: int = 0  # samples handed to the player so far: the player's timeline
 
     def __post_init__(self) -> None:
-        self.speech = MarkedTimeline(self.mark)
+        self.speech = MarkedTimeline(self.marker if self.marker is not None else _unmarked)
+        self.player = self.marker.stream() if self.marker is not None else None
+        self.transcript = Transcript(self.speech, transcription=self.stream.task is Task.ASR)
+        self.runner = BackgroundStream(self.stream, self.max_backlog_s)
 
     def push(self, samples: np.ndarray, sample_rate_hz: int, now: float) -> np.ndarray | None:
-        """Feed microphone audio; returns translated speech (16 kHz) to play now, if any.
+        """Hand microphone audio to the stream (it is translated on the stream's own thread) and return translated
+        speech (16 kHz) to play now, if any is ready.
 
         The page's player restarts on each new piece, so a piece is handed out only once the previous one has
         finished playing; speech that arrives meanwhile waits and goes out joined with whatever follows it.
         """
-        self._apply(self.stream.push(samples, sample_rate_hz))
+        self.runner.offer(samples, sample_rate_hz)
+        self._apply(self.runner.take_events())
         if not self.unplayed or now < self.playing_until:
             return None
         return self._hand_out(now)
 
+    def refresh(self) -> None:
+        """Take the events the stream produced since the last chunk (between chunks, e.g. on a timer)."""
+        self._apply(self.runner.take_events())
+
     def finish(self, now: float) -> np.ndarray | None:
-        """End of stream: flush the engine and hand out all speech not played yet."""
+        """End of stream: translate what is still waiting, flush the engine and hand out all speech not played."""
         if self.finished:
             return None
         self.finished = True
-        self._apply(self.stream.finish())
+        self._apply(self.runner.finish())
         return self._hand_out(now) if self.unplayed else None
 
     def _hand_out(self, now: float) -> np.ndarray:
-        audio = self.mark(np.concatenate(self.unplayed), self.handed_out)
+        audio = np.concatenate(self.unplayed)
+        if self.player is not None:
+            audio = self.player.add(audio, self.handed_out)
         self.unplayed = []
         self.handed_out += audio.shape[0]
         self.playing_until = now + audio.shape[0] / SAMPLE_RATE_HZ
         return audio
 
     def _apply(self, events: list[StreamEvent]) -> None:
-        for event in events:
-            if isinstance(event, CommittedText):
-                flags = tuple(event.safety.flags) if event.safety is not None else ()
-                self.pieces.append((event.text, flags))
-                self.last_commit_s = event.source_time_s
-            elif isinstance(event, PartialText):
-                self.partial = event.text
-            elif isinstance(event, SpeechChunk):
-                self.speech.add(event.source_time_s, event.audio)
-                self.unplayed.append(event.audio)
-            elif isinstance(event, SegmentEnd):
-                self.segments.append(event)
-            elif isinstance(event, Notice):
-                self.notices.append(event.message)
+        self.transcript.apply(events)
+        self.unplayed += [event.audio for event in events if isinstance(event, SpeechChunk)]
 
     @property
     def lag_s(self) -> float:
         """How far the committed translation trails the speaker: 0 when nothing is pending."""
-        if not self.partial:
+        if not self.transcript.partial:
             return 0.0
-        return max(0.0, self.stream.source_time_s - self.last_commit_s)
+        return max(0.0, self.stream.source_time_s - self.transcript.last_commit_s)
 
     @staticmethod
     def empty_captions_html() -> str:
         return '<div class="captions"><span class="placeholder">Translation appears here while you speak.</span></div>'
 
     def captions_html(self) -> str:
+        pieces = self.transcript.pieces
         committed = "".join(
-            f'<span class="flagged" title="{html.escape("; ".join(flags))}">{html.escape(text)} ⚠</span>'
-            if flags
-            else html.escape(text)
-            for text, flags in self.pieces
+            f'<span class="flagged" title="{html.escape("; ".join(p.flags))}">{html.escape(p.text)} ⚠</span>'
+            if p.flags
+            else html.escape(p.text)
+            for p in pieces
         ).strip()
-        partial = html.escape(self.partial.strip())
+        partial = html.escape(self.transcript.partial.strip())
         parts = [f'<span class="committed">{committed}</span>'] if committed else []
         if partial:
             parts.append(f'<span class="partial">{partial}</span>')
         if not parts:
             return self.empty_captions_html()
         body = " ".join(parts)
-        flagged = [f"“{text.strip()}”: {'; '.join(flags)}" for text, flags in self.pieces if flags]
-        notices = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *self.notices[-3:]])
-        return f'<div class="captions">{body}</div>{notices}'
+        flagged = [f"“{p.text.strip()}”: {'; '.join(p.flags)}" for p in pieces if p.flags]
+        notices = self.transcript.notices
+        notes = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *notices[-3:]])
+        return f'<div class="captions">{body}</div>{notes}'
 
     def transcript_text(self) -> str:
-        return " ".join(s.transcript for s in self.segments if s.transcript)
+        return self.transcript.transcript_text()
 
     def status_text(self) -> str:
-        return f"Behind the speaker: {self.lag_s:.1f} s · heard {self.stream.source_time_s:.0f} s"
+        runner = self.runner
+        text = f"Behind the speaker: {self.lag_s + runner.backlog_s:.1f} s · heard {runner.received_s:.0f} s"
+        if runner.skipped_s:
+            text += f" · {runner.skipped_s:.1f} s could not be translated in time"
+        return text
 
     def write_downloads(self, folder: Path) -> list[Path]:
         """Transcript, translation (text, SRT, VTT) and translated audio, as they stand now."""
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
+        return self.transcript.write(folder)
 
-        def text_file(name: str, content: str) -> None:
-            (folder / name).write_text(content, encoding="utf-8")
-            written.append(folder / name)
 
-        translation = [Cue(s.start_s, s.end_s, s.text) for s in self.segments if s.text]
-        transcript = [Cue(s.start_s, s.end_s, s.transcript) for s in self.segments if s.transcript]
-        for stem, cues in (("translation", translation), ("transcript", transcript)):
-            if cues:
-                text_file(f"{stem}.txt", "\n".join(c.text for c in cues) + "\n")
-                text_file(f"{stem}.srt", to_srt(cues))
-                text_file(f"{stem}.vtt", to_vtt(cues))
-        if self.speech:
-            written.append(write_wav(folder / "translation.wav", self.speech.audio()))
-        return written
+def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:
+    """Only for a stream built without a marker (tests of layout and playback); the app always passes one."""
+    return audio
 
 
 class LiveRegistry:
