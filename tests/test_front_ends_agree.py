@@ -68,11 +68,12 @@ def wav_length(files) -> int:
 
 def test_live_web_and_desktop_give_the_same_files_and_flags(settings, loaded, web, speech, tmp_path):
     # the web page's handlers, chunk by chunk as the browser sends them
+    key = None
     for i in range(0, speech.size, SAMPLE_RATE_HZ // 2):
         chunk = (SAMPLE_RATE_HZ, speech[i : i + SAMPLE_RATE_HZ // 2])  # the same samples the desktop gets
-        web.live_chunk(chunk, SRC, TGT, SPEECH_AND_TEXT, settings.streaming.preset, True, Request())
-    *_, web_files = web.live_stop(Request())
-    web_flags = [p.flags for p in web.registry.peek(Request.session_hash).transcript.pieces]
+        *_, key = web.live_chunk(chunk, SRC, TGT, SPEECH_AND_TEXT, settings.streaming.preset, True, key, Request())
+    *_, web_files = web.live_stop(key)
+    web_flags = [p.flags for p in web.registry.peek(key).transcript.pieces]
 
     # the desktop's worker thread, on a capture that holds the same audio
     pipeline = build_pipeline(settings, loaded)

@@ -8,7 +8,9 @@ disconnect mid-stream) and hands translated speech to the page's player.
 from __future__ import annotations
 
 import html
+import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ class LiveTranslation:
     unplayed: list[np.ndarray] = field(default_factory=list)  # speech waiting for the previous piece to end
     playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
     handed_out: int = 0  # samples handed to the player so far: the player's timeline
+    last_active: float = field(default_factory=time.monotonic)  # when audio last arrived (monotonic seconds)
 
     def __post_init__(self) -> None:
         self.speech = MarkedTimeline(self.marker if self.marker is not None else _unmarked)
@@ -58,6 +61,7 @@ class LiveTranslation:
         The page's player restarts on each new piece, so a piece is handed out only once the previous one has
         finished playing; speech that arrives meanwhile waits and goes out joined with whatever follows it.
         """
+        self.last_active = now
         self.runner.offer(samples, sample_rate_hz)
         self._apply(self.runner.take_events())
         if not self.unplayed or now < self.playing_until:
@@ -141,26 +145,45 @@ def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:
 
 
 class LiveRegistry:
-    """Per-tab live state keyed by Gradio's session hash; entries are dropped when the tab closes (``unload``)."""
+    """Per-tab live state, keyed by a secret the server issues to that tab's connection (held in its ``gr.State``,
+    which never leaves the server): knowing a tab's public session hash is not enough to reach its captions or
+    downloads. Entries are dropped when the tab closes (``drop_owner`` with the session hash) or is cleared."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, LiveTranslation] = {}
+        self._owners: dict[str, set[str]] = {}  # session hash → keys issued to it
 
-    def get(self, key: str, create: Callable[[], LiveTranslation]) -> LiveTranslation:
+    @staticmethod
+    def new_key() -> str:
+        return secrets.token_urlsafe(24)
+
+    def get(self, key: str, create: Callable[[], LiveTranslation], owner: str | None = None) -> LiveTranslation:
         with self._lock:
             live = self._entries.get(key)
             if live is None or live.finished:
                 live = self._entries[key] = create()
+                if owner is not None:
+                    self._owners.setdefault(owner, set()).add(key)
             return live
 
-    def peek(self, key: str) -> LiveTranslation | None:
+    def peek(self, key: str | None) -> LiveTranslation | None:
         with self._lock:
-            return self._entries.get(key)
+            return self._entries.get(key) if key else None
 
-    def drop(self, key: str) -> None:
+    def drop(self, key: str | None) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    def idle(self, since: float) -> list[tuple[str, LiveTranslation]]:
+        """Unfinished streams whose audio last arrived before ``since`` (monotonic seconds)."""
+        with self._lock:
+            return [(k, v) for k, v in self._entries.items() if not v.finished and v.last_active < since]
+
+    def drop_owner(self, owner: str) -> None:
+        with self._lock:
+            for key in self._owners.pop(owner, set()):
+                self._entries.pop(key, None)
 
     def __len__(self) -> int:
         with self._lock:
