@@ -143,6 +143,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=30, help="test items (at least 3)")
     parser.add_argument(
+        "--all-languages", type=int, metavar="ITEMS", default=0, help="also one row per speech-output language"
+    )
+    parser.add_argument("--noise", action="store_true", help="also run the metrics with noisy sources")
+    parser.add_argument("--voices", action="store_true", help="also measure voice similarity (VSim) per voice choice")
+    parser.add_argument(
         "--libraries",
         type=int,
         metavar="CLIPS",
@@ -182,6 +187,24 @@ def main() -> int:
         f"streaming: added delay per {STREAM_CHUNK_S:.0f} s speech chunk: mean {delays_ms.mean():.0f} ms, "
         f"p95 {np.percentile(delays_ms, 95):.0f} ms, max {delays_ms.max():.0f} ms"
     )
+    if args.all_languages:
+        from bench.expressive_languages import language_rows, print_language_table
+
+        with tempfile.TemporaryDirectory() as tmp:
+            print_language_table(language_rows(stage, args.all_languages, espeak, Path(tmp)))
+    if args.noise:
+        from bench.expressive_noise import noise_table, print_noise_table
+
+        talkers = [item.output for item in items[: len(SENTENCES)]]  # the other sentences, Spanish voice
+        print_noise_table(noise_table(sources, [item.output for item in items], stage, talkers))
+    if args.voices:
+        from bench.expressive_voices import print_voice_table
+
+        translations = [SENTENCES[i % len(SENTENCES)][1] for i in range(len(items))]
+        with tempfile.TemporaryDirectory() as tmp:
+            print_voice_table(
+                sources, translations, stage, lambda text, path, voice: espeak(text, path, voice), Path(tmp)
+            )
     if args.libraries:
         from bench.expressive_libraries import library_comparison, print_table
 

@@ -38,6 +38,9 @@ class ExpressiveOptions:
     max_gain_db: float = 24.0
     #: Output peaks stay at or below this (linear full scale): no clipping is ever introduced.
     peak_ceiling: float = 0.97
+    #: Measure the source's pauses, pace, pitch and loudness on an RNNoise-denoised copy (engine/prosody/denoise.py);
+    #: the model still hears the original. Off by default: it costs ~0.1–0.3 s per second of source on a CPU core.
+    denoise_analysis: bool = False
     #: Per-language duration factors and typical syllable rates (code, factor, syllable_rate), see the file's header.
     duration_factors_tsv: Path = DURATION_FACTORS_TSV
     #: Where vocoder voice profiles are cached (one JSON per model); None measures them in every process.

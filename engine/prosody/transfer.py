@@ -37,8 +37,10 @@ from engine.prosody.analysis import (
     frame_levels_db,
     loudness_lufs,
     pause_layout,
+    speech_loudness_lufs,
     track_f0,
 )
+from engine.prosody.denoise import denoise
 from engine.prosody.intonation import pitch_shift_st
 from engine.prosody.languages import read_duration_factors, read_syllable_rates
 from engine.prosody.options import ExpressiveOptions
@@ -116,6 +118,10 @@ class ExpressiveStage:
             return translated
         source = np.nan_to_num(np.asarray(source, dtype=np.float32))
         opts = self.options
+        target_lufs = loudness_lufs(source)
+        if opts.denoise_analysis:
+            heard, source = source, denoise(source)  # analysis only: the source's samples never reach the output
+            target_lufs = speech_loudness_lufs(heard, activity(source))
         # Gaps that slowing down could stretch into a pause (≥ min_pause_s × min_speed) count as the translation's own
         # pauses, so that the output's pauses are only the source's.
         neutral = pause_layout(translated, opts.min_pause_s * opts.min_speed)
@@ -136,7 +142,7 @@ class ExpressiveStage:
         if speech.shape[0] >= MIN_RETIME_SAMPLES:
             speech = self._retime(speech, plan)
         out = self._insert_pauses(speech, plan)
-        return self._match_loudness(out, loudness_lufs(source))
+        return self._match_loudness(out, target_lufs)
 
     # -- steps --
 

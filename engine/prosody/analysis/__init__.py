@@ -3,7 +3,7 @@ the same way by the expressive stage and by the expressivity metrics. 16 kHz mon
 
 from engine.prosody.analysis.activity import PauseLayout, activity, pause_layout
 from engine.prosody.analysis.frames import HOP_S, HOP_SAMPLES, frame_levels_db
-from engine.prosody.analysis.loudness import loudness_lufs
+from engine.prosody.analysis.loudness import loudness_lufs, speech_loudness_lufs
 from engine.prosody.analysis.pitch import PitchProfile, track_f0
 from engine.prosody.analysis.syllables import count_syllables, syllable_nuclei, syllable_rate
 
@@ -17,6 +17,7 @@ __all__ = [
     "frame_levels_db",
     "loudness_lufs",
     "pause_layout",
+    "speech_loudness_lufs",
     "syllable_nuclei",
     "syllable_rate",
     "track_f0",

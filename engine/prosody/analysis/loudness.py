@@ -9,7 +9,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from engine.audio import SAMPLE_RATE_HZ
-from engine.prosody.analysis.frames import frames
+from engine.prosody.analysis.frames import HOP_SAMPLES, frames
 
 #: BS.1770: 400 ms blocks with 75 % overlap, absolute gate −70 LUFS, relative gate −10 LU.
 LOUDNESS_BLOCK_S = 0.4
@@ -61,3 +61,17 @@ def loudness_lufs(audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> fl
     with np.errstate(divide="ignore"):
         gated = powers[(block_lufs > ABSOLUTE_GATE_LUFS) & (block_lufs > relative_gate)]
     return -0.691 + 10.0 * math.log10(float(np.mean(gated)))
+
+
+def speech_loudness_lufs(audio: np.ndarray, active: np.ndarray) -> float:
+    """Loudness of the speech in noisy ``audio``: the noise's power (measured on the 10 ms hops that ``active`` marks
+    silent, e.g. from a denoised copy) subtracted from the whole's, so that the noise's loudness is not transferred.
+    The plain loudness when there is no silent hop or the noise is within 0.5 LU of the whole."""
+    total = loudness_lufs(audio)
+    quiet = np.repeat(~active, HOP_SAMPLES)[: audio.shape[0]]
+    if not quiet.any() or not math.isfinite(total):
+        return total
+    noise = loudness_lufs(np.asarray(audio)[: quiet.shape[0]][quiet])
+    if not math.isfinite(noise) or total - noise < 0.5:
+        return total
+    return 10.0 * math.log10(10 ** (total / 10) - 10 ** (noise / 10))

@@ -1,0 +1,102 @@
+"""Every speech-output language: ``bench/expressive.py --all-languages`` prints one row of metrics per target.
+
+Offline there is no translation to render, so each target language's "translation" is espeak-ng reading digits
+(``NUMBER_TEXTS``) in that language's voice, neutral (default voice, speed and pitch, no pauses): real speech with the
+language's own syllables and intonation, as a statement or, with the source, a question. Sources are English and
+Spanish phrases by varied espeak-ng speakers: male, female and child-like pitch (``-p`` 10–99), 120–220 wpm, pauses of
+0.3–2 s between phrases, some spoken as questions. Tagalog has no espeak-ng voice and is reported as such.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio import SAMPLE_RATE_HZ
+from engine.expressivity_metrics import Expressivity, expressivity
+from engine.prosody import ExpressiveStage
+
+LANGUAGES_TSV = Path(__file__).resolve().parent.parent / "assets" / "languages.tsv"
+#: SeamlessM4T code → espeak-ng voice (None: espeak-ng has none).
+ESPEAK_VOICES = {
+    "arb": "ar", "ben": "bn", "cat": "ca", "ces": "cs", "cmn": "cmn", "cym": "cy", "dan": "da", "deu": "de",
+    "eng": "en", "est": "et", "fin": "fi", "fra": "fr-fr", "hin": "hi", "ind": "id", "ita": "it", "jpn": "ja",
+    "kor": "ko", "mlt": "mt", "nld": "nl", "pes": "fa", "pol": "pl", "por": "pt", "ron": "ro", "rus": "ru",
+    "slk": "sk", "spa": "es", "swe": "sv", "swh": "sw", "tel": "te", "tgl": None, "tha": "th", "tur": "tr",
+    "ukr": "uk", "urd": "ur", "uzn": "uz", "vie": "vi",
+}  # fmt: skip
+NUMBER_TEXTS = ("21, 58, 374, 1996, 42", "7, 315, 86, 2024, 19", "64, 128, 9, 770, 53")
+SOURCE_PHRASES = (
+    ("eng", "en", ("Welcome to the weekly meeting", "of the translation team")),
+    ("eng", "en", ("The first topic", "is the latency", "of the live captions")),
+    ("spa", "es", ("Bienvenidos a la reunión", "del equipo de traducción")),
+    ("spa", "es", ("El primer tema", "es la latencia", "de los subtítulos")),
+)
+VARIANTS = ("", "+m3", "+f3", "+f2", "+m7", "+f4")
+PITCHES = (10, 30, 50, 70, 85, 99)  # 85–99 with a female variant: child-like
+SPEEDS_WPM = (120, 145, 170, 195, 220)
+
+
+def speech_output_languages() -> list[str]:
+    with LANGUAGES_TSV.open(encoding="utf-8") as f:
+        rows = csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t")
+        return [row["code"] for row in rows if row["speech_out"] == "1"]
+
+
+def language_items(
+    tgt: str, count: int, render: Callable[..., np.ndarray], workdir: Path, seed: int
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``count`` (source language, source, neutral target rendering) triples for target ``tgt``."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(count):
+        src, voice, phrases = SOURCE_PHRASES[i % len(SOURCE_PHRASES)]
+        question = i % 3 == 2
+        variant, pitch, speed = rng.choice(VARIANTS), int(rng.choice(PITCHES)), int(rng.choice(SPEEDS_WPM))
+        pieces = [np.zeros(int(rng.uniform(0.1, 0.4) * SAMPLE_RATE_HZ), np.float32)]
+        for j, phrase in enumerate(phrases):
+            if j:
+                pieces.append(np.zeros(int(rng.uniform(0.3, 2.0) * SAMPLE_RATE_HZ), np.float32))
+            text = phrase + ("?" if question and j == len(phrases) - 1 else "")
+            pieces.append(render(text, workdir / f"{tgt}_s{i}_{j}.wav", voice + variant, speed, pitch))
+        pieces.append(np.zeros(int(rng.uniform(0.1, 0.4) * SAMPLE_RATE_HZ), np.float32))
+        source = np.concatenate(pieces)
+        source = source * 10 ** (rng.uniform(-26.0, -3.0) / 20) / max(1e-6, float(np.abs(source).max()))
+        text = NUMBER_TEXTS[i % len(NUMBER_TEXTS)] + ("?" if question else ".")
+        output = render(text, workdir / f"{tgt}_o{i}.wav", ESPEAK_VOICES[tgt])
+        items.append((src, source.astype(np.float32), output / max(1e-6, float(np.abs(output).max())) * 0.9))
+    return items
+
+
+def language_rows(
+    stage: ExpressiveStage, count: int, render: Callable[..., np.ndarray], workdir: Path
+) -> list[tuple[str, Expressivity | None]]:
+    rows = []
+    for k, tgt in enumerate(speech_output_languages()):
+        if ESPEAK_VOICES.get(tgt) is None:
+            rows.append((tgt, None))
+            continue
+        items = language_items(tgt, count, render, workdir, seed=k)
+        outputs = [stage.apply(source, output, tgt, src) for src, source, output in items]
+        rows.append((tgt, expressivity([source for _, source, _ in items], outputs)))
+    return rows
+
+
+TARGETS = (("rate_correlation", 0.9, True), ("pause_alignment", 0.95, True), ("f0_error_st", 1.0, False),
+           ("contour_correlation", 0.7, True), ("loudness_error_lu", 1.0, False))  # fmt: skip
+
+
+def print_language_table(rows: list[tuple[str, Expressivity | None]]) -> None:
+    print("\n| target | Rate rho | Pause | F0 err st | Contour r | Loudness err LU |\n|---|---|---|---|---|---|")
+    measured = [m for _, m in rows if m is not None]
+    for tgt, m in rows:
+        cells = ["no espeak-ng voice"] * 5 if m is None else [f"{getattr(m, f):.3f}" for f, _, _ in TARGETS]
+        print(f"| {tgt} | " + " | ".join(cells) + " |")
+    means = {f: float(np.nanmean([getattr(m, f) for m in measured])) for f, _, _ in TARGETS}
+    print(f"| mean of {len(measured)} | " + " | ".join(f"{means[f]:.3f}" for f, _, _ in TARGETS) + " |")
+    for f, bar, higher in TARGETS:
+        met = means[f] >= bar if higher else means[f] <= bar
+        print(f"target {f} {'>=' if higher else '<='} {bar}: {'met' if met else 'NOT met'} ({means[f]:.3f})")

@@ -1,0 +1,77 @@
+"""Voice choice by timbre: Resemblyzer embeddings on espeak-ng voices, and the matcher's embedding path."""
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.audio import load_audio
+from engine.prosody import ExpressiveOptions
+from engine.voices import (
+    PROFILE_SENTENCE,
+    ResemblyzerEncoder,
+    VoiceMatcher,
+    VoiceProfile,
+    cosine_similarity,
+    nearest_by_embedding,
+)
+from tests.conftest import espeak
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return ResemblyzerEncoder()
+
+
+def test_same_voice_is_more_similar_than_another(encoder, speech_dir):
+    def embed(text, voice, name):
+        return encoder.embed(load_audio(espeak(text, speech_dir / f"{name}.wav", voice=voice)))
+
+    one = embed("Welcome to the weekly meeting of the team", "en+m3", "a")
+    same = embed("Please read the notes before Thursday", "en+m3", "b")
+    other = embed("Please read the notes before Thursday", "en+f4", "c")
+    assert np.linalg.norm(one) == pytest.approx(1.0, abs=1e-4)
+    assert cosine_similarity(one, same) > cosine_similarity(one, other) + 0.05
+    assert encoder.embed(np.zeros(16000, np.float32)) is None  # no speech, no embedding
+
+
+def test_nearest_by_embedding_picks_the_most_similar():
+    profiles = [VoiceProfile(i, 100.0, 3.0, tuple(v)) for i, v in enumerate(np.eye(3))]
+    assert nearest_by_embedding(profiles, np.array([0.1, 0.9, 0.2])) == 1
+    assert nearest_by_embedding(profiles, None) is None
+
+
+class FakeEncoder:
+    """Embeds a signal by its loudness and zero-crossing rate: enough to tell the tiny model's voices apart."""
+
+    name = "fake-1"
+
+    def embed(self, audio):
+        if not np.any(audio):
+            return None
+        vector = np.array([np.sqrt(np.mean(audio**2)), np.mean(np.abs(np.diff(np.sign(audio)))), 1.0])
+        return vector / np.linalg.norm(vector)
+
+
+def test_matcher_measures_embeddings_at_start_up_and_caches_them(translator, tmp_path, monkeypatch, speech_dir):
+    options = ExpressiveOptions(cache_dir=tmp_path)
+    matcher = VoiceMatcher(translator, options, encoder=FakeEncoder())
+    pitch_only = {"model": translator.loaded.name, "source": str(translator.loaded.model.name_or_path),
+                  "sentence": PROFILE_SENTENCE, "encoder": None,
+                  "voices": [{"speaker_id": i, "median_hz": 100.0, "range_st": 2.0} for i in range(8)]}  # fmt: skip
+    matcher.cache_path.parent.mkdir(parents=True)
+    matcher.cache_path.write_text(json.dumps(pitch_only), encoding="utf-8")
+    profiles = matcher.prepare()  # a cache measured without this encoder is measured again
+    assert all(p.embedding is not None and len(p.embedding) == 3 for p in profiles)
+    cached = json.loads(matcher.cache_path.read_text(encoding="utf-8"))
+    assert cached["encoder"] == "fake-1"
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("profiles must come from the cache")
+
+    monkeypatch.setattr(translator, "synthesize", no_synthesis)
+    again = VoiceMatcher(translator, options, encoder=FakeEncoder())
+    assert again.prepare() == profiles
+    speech = load_audio(espeak("Good morning everyone", speech_dir / "vm.wav"))
+    expected = nearest_by_embedding(profiles, FakeEncoder().embed(speech))
+    assert expected is not None and again.nearest(speech) == expected
