@@ -1,6 +1,8 @@
 """Parley entry point (also the Hugging Face Space's ``app_file``): ``python app.py --help``.
 
-``python app.py --desktop ...`` runs the desktop live mode instead (:mod:`ui.desktop`; ``--desktop --help``).
+``python app.py --desktop ...`` runs the desktop live mode (:mod:`ui.desktop`; ``--desktop --help``) and
+``python app.py translate ...`` translates files (:mod:`ui.cli`; ``translate --help``). All three read the same
+settings (:mod:`compose.settings`) and build the same pipeline (:mod:`compose.pipeline`).
 """
 
 from __future__ import annotations
@@ -17,25 +19,32 @@ def main(argv: list[str] | None = None) -> None:
         from ui.desktop import main as desktop_main
 
         sys.exit(desktop_main([arg for arg in argv if arg != "--desktop"]))
+    if argv[:1] == ["translate"]:
+        from ui.cli import main as cli_main
+
+        sys.exit(cli_main(argv))
     # No outside requests from an offline launch: Gradio's usage analytics are off unless the host turns them on.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from engine.options import EngineOptions
+    from compose.settings import WEB, add_arguments, load_settings
 
-    parser = argparse.ArgumentParser(description="Parley: live speech translation in the browser.")
-    parser.add_argument("--host", default=os.environ.get("PARLEY_HOST", "127.0.0.1"), help="address to serve on")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PARLEY_PORT", "7860")), help="port")
-    parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link (off by default)")
+    parser = argparse.ArgumentParser(
+        description="Parley: live speech translation in the browser. Also: --desktop (microphone to speakers, no "
+        "browser) and 'translate FILE...' (files); each takes --help."
+    )
     parser.add_argument(  # handled above; listed so that --help shows it
         "--desktop", action="store_true", help="microphone to speakers in this terminal, no browser (--desktop --help)"
     )
-    EngineOptions.add_arguments(parser)
+    add_arguments(parser, WEB)
     args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except ValueError as e:
+        parser.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from ui.app import UiOptions, build_app, launch
+    from ui.app import build_app, launch
 
-    ui = UiOptions(deployment_id=int(os.environ.get("PARLEY_DEPLOYMENT_ID", "0")))
-    launch(build_app(EngineOptions.from_args(args), ui), args.host, args.port, args.share, ui)
+    launch(build_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 
 def common_prefix(hypotheses: Sequence[Sequence[int]]) -> list[int]:
@@ -21,6 +22,24 @@ def common_prefix(hypotheses: Sequence[Sequence[int]]) -> list[int]:
             break
         prefix.append(tokens[0])
     return prefix
+
+
+class CommitPolicy(Protocol):
+    """Decides, from successive hypotheses (tokens after the committed prefix), what to commit. Built per stream as
+    ``policy(n, starts_word)``; another policy is one new class with these three members."""
+
+    def update(self, hypothesis: Sequence[int]) -> list[int]:
+        """Add a hypothesis; return the tokens to commit now (maybe none)."""
+        ...
+
+    @property
+    def tentative(self) -> list[int]:
+        """What is shown as unstable text after the committed text."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the hypotheses (segment end, or the committed text was replaced)."""
+        ...
 
 
 class LocalAgreement:

@@ -16,7 +16,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-SAMPLE_RATE_HZ = 16_000
+from engine.constants import SAMPLE_RATE_HZ
+
 #: Peak below this (about -80 dBFS) counts as silence: nothing a microphone would pick up as speech.
 SILENCE_PEAK = 1e-4
 #: Shorter than this, there is nothing to translate.

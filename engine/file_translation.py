@@ -15,8 +15,10 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ, AudioError, write_wav
 from engine.expressive import ExpressiveStage
-from engine.hooks import Report, ResultCheck
-from engine.subtitles import Cue, to_srt, to_vtt
+from engine.hooks import Judge, Report
+from engine.mitigation import checked_decode
+from engine.outputs import write_cues
+from engine.subtitles import Cue
 from engine.tasks import Task
 from engine.translator import Translator
 from engine.vad import Segment, Segmenter
@@ -70,15 +72,16 @@ def translate_recording(
     src_lang: str | None = None,
     progress: Progress | None = None,
     expressive: ExpressiveStage | None = None,
-    checker: ResultCheck | None = None,
+    judge: Judge | None = None,
 ) -> FileTranslation:
     """Translate a validated 16 kHz recording utterance by utterance.
 
     For speech→speech and speech→text, the source transcript comes from the same encoder output as the
     translation (one encoder pass, two decodes) when ``src_lang`` is given. With an enabled ``expressive`` stage,
     each utterance is spoken by the vocoder voice nearest to its speaker and its translated speech carries the
-    utterance's pauses, pace, pitch and loudness (None: neutral voice, speech as the model made it). A ``checker``
-    (the safety stage) reviews each utterance before its speech is shaped and attaches its report to the segment.
+    utterance's pauses, pace, pitch and loudness (None: neutral voice, speech as the model made it). A ``judge``
+    (the safety stage) reviews each utterance before its speech is shaped (the engine runs the re-decode it asks
+    for and applies its masks) and its report is attached to the segment.
     """
     task = Task(task)
     if not task.speech_input:
@@ -105,8 +108,8 @@ def translate_recording(
         elif src is not None:
             transcript = translator.decode(encoded, Task.S2TT, src)[0].text
         safety = None
-        if checker is not None:  # before the speech is shaped: the check may re-decode, mask or silence it
-            result, safety = checker.check_result(encoded, result, transcript, src, speaker)
+        if judge is not None:  # before the speech is shaped: the judge may ask to re-decode, mask or silence it
+            result, safety = checked_decode(translator, judge, encoded, result, transcript, src, speaker)
             transcript = result.text if task is Task.ASR else transcript
         speech = result.waveform
         if expressive is not None and speech is not None:
@@ -136,27 +139,10 @@ def _place(segments: list[TranslatedSegment]) -> tuple[list[TranslatedSegment], 
 
 def write_outputs(result: FileTranslation, out_dir: Path, stem: str) -> list[Path]:
     """Write audio, plain text and subtitles; returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def text_file(name: str, content: str) -> None:
-        path = out_dir / name
-        path.write_text(content, encoding="utf-8")
-        written.append(path)
-
     tgt = result.tgt_lang
-    if result.task is not Task.ASR:
-        text_file(f"{stem}.{tgt}.txt", "\n".join(s.text for s in result.segments) + "\n")
-        text_file(f"{stem}.{tgt}.srt", to_srt(result.translation_cues()))
-        text_file(f"{stem}.{tgt}.vtt", to_vtt(result.translation_cues()))
-    transcript = result.transcript_cues()
-    if transcript:
-        src = result.src_lang
-        text_file(f"{stem}.{src}.txt", "\n".join(c.text for c in transcript) + "\n")
-        text_file(f"{stem}.{src}.srt", to_srt(transcript))
-        text_file(f"{stem}.{src}.vtt", to_vtt(transcript))
+    written = [] if result.task is Task.ASR else write_cues(out_dir, f"{stem}.{tgt}", result.translation_cues())
+    written += write_cues(out_dir, f"{stem}.{result.src_lang}", result.transcript_cues())
     if result.audio is not None:
         written.append(write_wav(out_dir / f"{stem}.{tgt}.wav", result.audio))
-        text_file(f"{stem}.{tgt}.dubbed.srt", to_srt(result.dubbed_cues()))
-        text_file(f"{stem}.{tgt}.dubbed.vtt", to_vtt(result.dubbed_cues()))
+        written += write_cues(out_dir, f"{stem}.{tgt}.dubbed", result.dubbed_cues(), plain_text=False)
     return written

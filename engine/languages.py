@@ -14,11 +14,9 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
+from engine.constants import UNSEGMENTED_LANGUAGES
+
 LANGUAGES_TSV = Path(__file__).resolve().parent.parent / "assets" / "languages.tsv"
-
-
-#: Scripts written without spaces between words: every token boundary may be a word boundary.
-UNSEGMENTED_SCRIPTS = frozenset({"Hans", "Hant", "Jpan", "Thai", "Laoo", "Khmr", "Mymr"})
 
 
 class Capability(str, Enum):
@@ -42,7 +40,7 @@ class Language:
     @property
     def unsegmented(self) -> bool:
         """True for languages written without spaces between words (Chinese, Japanese, Thai, …)."""
-        return self.script in UNSEGMENTED_SCRIPTS
+        return self.code in UNSEGMENTED_LANGUAGES
 
     def supports(self, capability: Capability) -> bool:
         return {

@@ -7,7 +7,6 @@ keeps it in a global.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from dataclasses import dataclass
@@ -98,16 +97,16 @@ def model_source(options: EngineOptions) -> str | Path:
     return options.model
 
 
-def hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Whether the Hugging Face Hub accepts a TCP connection now (``HF_HUB_OFFLINE=1`` means no, as in
-    huggingface_hub; it is read here at call time, so setting it after import still counts)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+def hub_reachable(options: EngineOptions, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether the Hugging Face Hub accepts a TCP connection now (``hub_offline`` means no, as huggingface_hub's
+    ``HF_HUB_OFFLINE`` does)."""
+    if options.hub_offline:
         return False
     from urllib.parse import urlsplit
 
     from huggingface_hub import constants
 
-    url = urlsplit(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    url = urlsplit(options.hub_endpoint or constants.ENDPOINT)
     try:
         with socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s):
             return True
@@ -130,7 +129,7 @@ def load_model(options: EngineOptions) -> LoadedModel:
         raise ModelUnavailableError("int8 quantisation is a CPU option; drop --int8 or use --device cpu.")
     source = model_source(options)
     # A Hub name while the Hub is unreachable: read the local cache only, so a missing copy fails at once.
-    offline = isinstance(source, str) and not hub_reachable()
+    offline = isinstance(source, str) and not hub_reachable(options)
     if offline:
         log.info("The Hugging Face Hub cannot be reached; looking for %s in the local cache only", source)
     try:

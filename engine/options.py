@@ -1,16 +1,14 @@
-"""Engine configuration: one frozen dataclass, filled from defaults, then environment variables, then CLI flags.
-
-Every knob of the engine lives here so that the CLI, the Gradio app and the desktop mode read the same settings the
-same way. Environment variables use the ``PARLEY_`` prefix and the field name in upper case.
+"""Engine configuration: one frozen dataclass. The settings module (``compose.settings``) fills it from defaults,
+environment variables (``PARLEY_<FIELD>``) and flags (``--field-name``), once, at the entry point; each field's
+``help`` metadata is its flag's help text.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from engine.constants import FILE_MAX_SEGMENT_S
 
 DEFAULT_MODEL = "facebook/seamless-m4t-v2-large"
 TINY_MODEL = "tiny"
@@ -18,40 +16,50 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 #: Same as engine.precision.PRECISIONS (kept here so reading options does not import torch).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+#: Where Parley keeps what it builds itself when no cache folder is configured.
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "parley"
 
 
-def _default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "parley"
+def _help(text: str, **extra) -> dict:
+    return {"help": text, **extra}
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     #: Model to load: a Hub name, a local folder holding a downloaded model, or "tiny" (offline, meaningless output).
-    model: str = DEFAULT_MODEL
+    model: str = field(default=DEFAULT_MODEL, metadata=_help(f"Hub name, local model folder, or '{TINY_MODEL}'"))
     #: "auto" picks CUDA when present, else CPU; "cuda:1" style indices are accepted.
-    device: str = "auto"
+    device: str = field(default="auto", metadata=_help("auto, cpu, cuda, cuda:N or mps"))
     #: "auto" is bfloat16 (or float16 where bf16 is unsupported) on CUDA and float32 on CPU.
-    dtype: str = "auto"
+    dtype: str = field(default="auto", metadata=_help("weights dtype", choices=DTYPES))
     #: CPU only: dynamic int8 quantisation of the linear layers (smaller, usually faster, slightly less accurate).
-    quantize_int8: bool = False
+    quantize_int8: bool = field(default=False, metadata=_help("CPU dynamic int8 quantisation", flag="--int8"))
     #: auto, fp32, bf16, fp16 or int8 (engine/precision.py): auto is bf16 on CUDA (fp16 without bf16) and on CPUs with
     #: native bf16 (amx_bf16/avx512_bf16), else fp32; the tiny model stays fp32. Set dtype or quantize_int8 instead
     #: only with precision auto.
-    precision: str = "auto"
+    precision: str = field(
+        default="auto", metadata=_help("number format; auto picks the fastest for the device", choices=PRECISIONS)
+    )
     #: Where Parley keeps what it builds itself (the tiny model, voice profiles).
-    cache_dir: Path = field(default_factory=_default_cache_dir)
+    cache_dir: Path = field(default=DEFAULT_CACHE_DIR, metadata=_help("where Parley keeps what it builds"))
     #: Longest recording accepted, in seconds; longer uploads get a clear error instead of exhausting memory.
-    max_audio_s: float = 2 * 3600.0
+    max_audio_s: float = field(default=2 * 3600.0, metadata=_help("longest accepted recording in seconds"))
     #: Largest file accepted, in bytes, checked before decoding.
-    max_file_bytes: int = 1024 * 1024 * 1024
+    max_file_bytes: int = field(default=1024 * 1024 * 1024, metadata=_help("largest accepted file in bytes"))
     #: Longest utterance sent to the model at once when translating files; longer speech is cut at a pause.
-    max_segment_s: float = 20.0
+    max_segment_s: float = field(
+        default=FILE_MAX_SEGMENT_S, metadata=_help("longest utterance of a file translated at once (s)")
+    )
     #: Beam width for the text decoder; None keeps the model's own generation config.
-    num_beams: int | None = None
+    num_beams: int | None = field(default=None, metadata=_help("beam width for text decoding"))
     #: Upper bound on generated text tokens per utterance; None keeps the model's own generation config.
-    max_new_tokens: int | None = None
+    max_new_tokens: int | None = field(default=None, metadata=_help("most text tokens generated per utterance"))
     #: Vocoder voice used when no expressive choice is made.
-    speaker_id: int = 0
+    speaker_id: int = field(default=0, metadata=_help("vocoder voice when the expressive stage does not choose"))
+    #: Never contact the Hugging Face Hub (``HF_HUB_OFFLINE``): a Hub name is read from the local cache only.
+    hub_offline: bool = field(default=False, metadata=_help("never contact the Hugging Face Hub", env="HF_HUB_OFFLINE"))
+    #: The Hub's address, when not the public one (``HF_ENDPOINT``).
+    hub_endpoint: str | None = field(default=None, metadata=_help("Hugging Face Hub address", env="HF_ENDPOINT"))
 
     def __post_init__(self) -> None:
         if self.device.split(":")[0] not in DEVICES:
@@ -70,55 +78,3 @@ class EngineOptions:
             raise ValueError("max_new_tokens must be at least 1")
         if self.speaker_id < 0:
             raise ValueError("speaker_id must not be negative")
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> EngineOptions:
-        """Defaults overridden by ``PARLEY_<FIELD>`` environment variables."""
-        environ = dict(os.environ if environ is None else environ)
-        values = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(f"PARLEY_{f.name.upper()}")
-            if raw is not None and raw != "":
-                values[f.name] = _parse(f, raw)
-        return cls(**values)
-
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        """Add the engine's CLI flags; their defaults come from the environment (see :meth:`from_args`)."""
-        group = parser.add_argument_group("model")
-        group.add_argument(
-            "--model", help=f"Hub name, local model folder, or '{TINY_MODEL}' (default: {DEFAULT_MODEL})"
-        )
-        group.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-        group.add_argument("--dtype", choices=DTYPES, help="weights dtype (default: auto)")
-        group.add_argument(
-            "--int8", dest="quantize_int8", action="store_true", default=None, help="CPU dynamic int8 quantisation"
-        )
-        group.add_argument(
-            "--precision", choices=PRECISIONS, help="number format; auto picks the fastest for the device (default)"
-        )
-        group.add_argument("--cache-dir", type=Path, help="where Parley keeps what it builds")
-        group.add_argument("--num-beams", type=int, help="beam width for text decoding")
-        group.add_argument("--max-audio-s", type=float, help="longest accepted recording in seconds")
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, environ: dict[str, str] | None = None) -> EngineOptions:
-        """Environment settings, overridden by the flags that were given."""
-        base = cls.from_env(environ)
-        given = {
-            f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None
-        }
-        return dataclasses.replace(base, **given)
-
-
-def _parse(f: dataclasses.Field, raw: str):
-    kind = str(f.type)
-    if "bool" in kind:
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if "Path" in kind:
-        return Path(raw).expanduser()
-    if "float" in kind:
-        return float(raw)
-    if "int" in kind:
-        return int(raw)
-    return raw

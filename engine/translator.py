@@ -64,6 +64,14 @@ class Encoded:
     attention_mask: torch.Tensor | None
     seconds: float
 
+    def item(self, index: int) -> Encoded:
+        """One item of the batch, without its padding frames (batch of one)."""
+        hidden = self.hidden_states[index : index + 1]
+        if self.attention_mask is None:
+            return Encoded(hidden, None, self.seconds)
+        frames = int(self.attention_mask[index].sum())
+        return Encoded(hidden[:, :frames], self.attention_mask[index : index + 1, :frames], self.seconds)
+
 
 @dataclass(frozen=True)
 class Speech:

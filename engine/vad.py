@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.audio import SAMPLE_RATE_HZ
+from engine.constants import FILE_MAX_SEGMENT_S, SAMPLE_RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class VadOptions:
     #: Padding kept on both sides of each utterance so word onsets and endings are not clipped.
     pad_s: float = 0.1
     #: Longest utterance; longer speech is split at its quietest pause.
-    max_segment_s: float = 20.0
+    max_segment_s: float = FILE_MAX_SEGMENT_S
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -86,10 +86,6 @@ class Segmenter:
         )
         self.vad_model.reset_states()
         return [Segment(int(s["start"]), int(s["end"])) for s in stamps]
-
-
-#: Silero VAD reads 512-sample windows (32 ms) at 16 kHz.
-WINDOW_SAMPLES = 512
 
 
 class StreamingVad:

@@ -14,13 +14,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from playwright.sync_api import expect, sync_playwright
 
+from compose.settings import Settings, WebSettings
 from engine.audio import load_audio, write_wav
 from engine.options import EngineOptions
 from safety.marking import SpeechMarker
 from safety.watermark import create_watermarker
 from tests.conftest import TEST_CACHE, espeak, recording
 from tests.test_browser import BROWSER_FLAGS, free_port, record
-from ui.app import ParleyApp, UiOptions, launch
+from ui.app import ParleyApp, launch
 from ui.runtime import ModelRuntime
 
 OUT = Path(__file__).resolve().parent.parent / "assets" / "screenshots"
@@ -34,13 +35,16 @@ def main() -> None:
         load_audio(espeak("Thank you for listening to the end", work / "b.wav")),
     ]
     mic = write_wav(work / "mic.wav", recording(utts, [1.2, 3.0])[0])
-    runtime = ModelRuntime(EngineOptions(model="tiny", cache_dir=TEST_CACHE, device="cpu"))
+    port = free_port()
+    settings = Settings(
+        engine=EngineOptions(model="tiny", cache_dir=TEST_CACHE, device="cpu"), web=WebSettings(port=port)
+    )
+    runtime = ModelRuntime(settings)
     runtime.start()
     runtime.wait(120)
-    app = ParleyApp(runtime, UiOptions(), work)
+    app = ParleyApp(runtime, work)
     demo = app.build()
-    port = free_port()
-    launch(demo, "127.0.0.1", port, share=False, ui=app.ui, block=False)
+    launch(demo, settings, block=False)
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium", args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={mic}"]

@@ -64,6 +64,21 @@ def translator(loaded, tiny_options):
 
 
 @pytest.fixture(scope="session")
+def tiny_settings(tiny_options):
+    from compose.settings import Settings
+
+    return Settings(engine=tiny_options)
+
+
+@pytest.fixture(scope="session")
+def pipeline(tiny_settings, loaded):
+    """The whole pipeline as every front end builds it, on the tiny model."""
+    from compose.pipeline import build_pipeline
+
+    return build_pipeline(tiny_settings, loaded)
+
+
+@pytest.fixture(scope="session")
 def vad_model():
     from engine.vad import load_vad_model
 

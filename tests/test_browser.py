@@ -6,6 +6,7 @@ capture → Gradio streaming → StreamingSession → captions and streamed audi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import socket
@@ -47,17 +48,19 @@ def mic_wav(speech_dir):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_options, tmp_path_factory):
-    from ui.app import ParleyApp, UiOptions, launch
+def server(tiny_settings, tmp_path_factory):
+    from compose.settings import WebSettings
+    from ui.app import ParleyApp, launch
     from ui.runtime import ModelRuntime
 
-    runtime = ModelRuntime(tiny_options)
+    port = free_port()
+    settings = dataclasses.replace(tiny_settings, web=WebSettings(port=port, concurrency_limit=2))
+    runtime = ModelRuntime(settings)
     runtime.start()
     assert runtime.wait(120).ready
-    app = ParleyApp(runtime, UiOptions(concurrency_limit=2), tmp_path_factory.mktemp("work"))
+    app = ParleyApp(runtime, tmp_path_factory.mktemp("work"))
     demo = app.build()
-    port = free_port()
-    launch(demo, "127.0.0.1", port, share=False, ui=app.ui, block=False)
+    launch(demo, settings, block=False)
     yield app, f"http://127.0.0.1:{port}"
     demo.close()
 
@@ -224,18 +227,20 @@ def test_two_browsers_streaming_at_once_get_their_own_captions(browser, server, 
 
 
 def test_unloadable_model_is_explained_and_the_test_model_offered(browser, tiny_options, tmp_path, monkeypatch):
+    from compose.settings import Settings, WebSettings
     from engine.options import EngineOptions
-    from ui.app import ParleyApp, UiOptions, launch
+    from ui.app import ParleyApp, launch
     from ui.runtime import ModelRuntime
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: the default model is nowhere to be found
-    runtime = ModelRuntime(EngineOptions(cache_dir=tiny_options.cache_dir, device="cpu"))
-    runtime.start()
-    app = ParleyApp(runtime, UiOptions(), tmp_path)
-    demo = app.build()
     port = free_port()
-    launch(demo, "127.0.0.1", port, share=False, ui=app.ui, block=False)
+    engine = EngineOptions(cache_dir=tiny_options.cache_dir, device="cpu", hub_offline=True)
+    settings = Settings(engine=engine, web=WebSettings(port=port))
+    runtime = ModelRuntime(settings)
+    runtime.start()
+    app = ParleyApp(runtime, tmp_path)
+    demo = app.build()
+    launch(demo, settings, block=False)
     try:
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}", wait_until="load")

@@ -1,4 +1,4 @@
-"""``python -m engine translate`` end to end, in a real subprocess."""
+"""``python app.py translate`` end to end, in a real subprocess."""
 
 import os
 import subprocess
@@ -13,7 +13,7 @@ from tests.conftest import REPO, TEST_CACHE, parse_subtitles
 def run_cli(*args, stdin=None):
     env = os.environ | {"HF_HUB_OFFLINE": "1", "PARLEY_CACHE_DIR": str(TEST_CACHE), "PARLEY_DEVICE": "cpu"}
     return subprocess.run(
-        [sys.executable, "-m", "engine", *args], cwd=REPO, env=env, input=stdin, capture_output=True, text=True
+        [sys.executable, "app.py", *args], cwd=REPO, env=env, input=stdin, capture_output=True, text=True
     )
 
 
@@ -79,7 +79,7 @@ def test_usage_errors_exit_2_in_plain_words(hello_wav, args, message):
 def test_unreachable_hub_says_what_to_do(hello_wav, tmp_path):
     env_home = {"HF_HOME": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "translate", str(hello_wav), "--tgt", "spa"],
+        [sys.executable, "app.py", "translate", str(hello_wav), "--tgt", "spa"],
         cwd=REPO, env=os.environ | env_home | {"HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 2

@@ -25,10 +25,12 @@ import soundfile as sf
 
 from engine.audio import SAMPLE_RATE_HZ, load_audio
 from engine.tasks import Task
+from engine.transcript import Transcript
+from safety.marking import MarkedTimeline
 from safety.watermark import create_watermarker
 from tests.conftest import REPO, TEST_CACHE, espeak, parse_subtitles
 from ui.audio_devices import AudioDevice, CaptureBuffer, DeviceError
-from ui.desktop import DesktopOptions, SessionRecord, StopRequest, Translating, wait_for_stop
+from ui.desktop import DesktopOptions, StopRequest, Translating, wait_for_stop
 from ui.terminal import Readout, TerminalView
 
 MIC_SINK, SPEAKER_SINK = "parley_mic", "parley_speakers"
@@ -310,7 +312,7 @@ def test_skipped_audio_is_shown_and_replaced_by_silence_of_the_same_length():
         capture.buffer.offer(np.ones(1000, dtype=np.float32))
     capture.buffer.offer(np.ones(0, dtype=np.float32))
     capture.buffer.close()
-    view, record = TerminalView(screen, tty=False), SessionRecord(Task.S2TT, None, lambda audio, at: audio)
+    view, record = TerminalView(screen, tty=False), Transcript(MarkedTimeline(lambda audio, at: audio))
     worker = Translating(session, capture, view, record, None)
     worker.run()
     assert worker.error is None and session.finished

@@ -1,8 +1,11 @@
 """The app's server-side state without a browser: background model loading, fallback, per-tab live state."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from compose.settings import Settings, WatermarkSettings
 from engine.audio import SAMPLE_RATE_HZ
 from engine.options import EngineOptions
 from engine.streaming import StreamingSession
@@ -13,20 +16,21 @@ from ui.runtime import ModelNotReady, ModelRuntime, ModelState
 
 
 def test_unloadable_model_fails_in_plain_words_and_tiny_takes_over(tmp_path, monkeypatch, tiny_options):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    runtime = ModelRuntime(EngineOptions(cache_dir=tiny_options.cache_dir, device="cpu"))
+    runtime = ModelRuntime(
+        Settings(engine=EngineOptions(cache_dir=tiny_options.cache_dir, device="cpu", hub_offline=True))
+    )
     with pytest.raises(ModelNotReady):
-        runtime.translator()
+        runtime.pipeline()
     runtime.start()
     status = runtime.wait(60)
     assert status.state is ModelState.FAILED and "cannot be reached" in status.message
     with pytest.raises(ModelNotReady, match="could not be loaded"):
-        runtime.translator()
+        runtime.pipeline()
     runtime.use_tiny()
     status = runtime.wait(60)
     assert status.ready and "meaningless" in status.message
-    assert runtime.translator().loaded.is_tiny
+    assert runtime.pipeline().loaded.is_tiny
 
 
 def live(translator, vad_model) -> LiveTranslation:
@@ -77,16 +81,16 @@ def test_registry_keeps_one_state_per_tab_and_drops_it_on_unload(translator, vad
     assert not registry.get("tab-b", lambda: live(translator, vad_model)).finished
 
 
-def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model, hello_audio, tiny_options, tmp_path):
+def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model, hello_audio, tiny_settings, tmp_path):
     import soundfile as sf
 
     from engine.tasks import Task
-    from ui.app import SPEECH_AND_TEXT, ParleyApp, UiOptions
+    from ui.app import SPEECH_AND_TEXT, ParleyApp
 
-    runtime = ModelRuntime(tiny_options)
+    runtime = ModelRuntime(dataclasses.replace(tiny_settings, watermark=WatermarkSettings(deployment_id=3)))
     runtime.start()
     runtime.wait(60)
-    app = ParleyApp(runtime, UiOptions(deployment_id=3), tmp_path)
+    app = ParleyApp(runtime, tmp_path)
 
     class Request:
         session_hash = "tab-1"

@@ -14,23 +14,19 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 
+from compose.settings import Settings
 from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
-from engine.file_translation import translate_recording, write_outputs
+from engine.file_translation import write_outputs
 from engine.languages import Capability, UnknownLanguageError, all_languages, languages_with
-from engine.options import EngineOptions
-from engine.streaming import PRESETS, StreamingSession
+from engine.presets import PRESETS
 from engine.tasks import Task
-from engine.vad import Segmenter, StreamingVad, VadOptions
 from safety.marking import SpeechMarker
-from safety.pipeline import translate_checked
-from safety.watermark import create_watermarker
 from ui.live import LiveRegistry, LiveTranslation
 from ui.runtime import ModelNotReady, ModelRuntime
 
@@ -49,26 +45,6 @@ CSS = """
 .notice { color: #a15c00; font-size: 0.9em; }
 .captions .flagged { text-decoration: underline wavy #d97706; }
 """
-
-
-@dataclass(frozen=True)
-class UiOptions:
-    #: Model-bound events that may run at once (one model, shared): 1 on CPU is fastest overall.
-    concurrency_limit: int = 1
-    #: Longest live stream, in seconds, before Gradio ends it.
-    stream_time_limit_s: int = 30 * 60
-    #: Requests waiting in the queue before new ones are refused with a "busy" message.
-    queue_max_size: int = 64
-    #: Largest upload.
-    max_file_mb: int = 200
-    #: Who runs this server, as carried in every watermark (16 bits; PARLEY_DEPLOYMENT_ID).
-    deployment_id: int = 0
-
-    def __post_init__(self) -> None:
-        if min(self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb) < 1:
-            raise ValueError("UI limits must be positive")
-        if not 0 <= self.deployment_id < 1 << 16:
-            raise ValueError("deployment_id must fit in 16 bits")
 
 
 def _gpu(fn: Callable) -> Callable:
@@ -98,6 +74,12 @@ def _plain_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _safety_markdown(lines: list[str], title: str, checked: bool = True) -> str:
+    if not checked:
+        return "**Safety:** checks are off on this server."
+    return "**Safety:** nothing flagged." if not lines else f"**{title}**\n" + "\n".join(lines)
+
+
 def _language_choices(capability: Capability) -> list[tuple[str, str]]:
     return [(lang.label, lang.code) for lang in languages_with(capability)]
 
@@ -120,17 +102,16 @@ def _as_output_audio(audio: np.ndarray | None) -> tuple[int, np.ndarray] | None:
 class ParleyApp:
     """Event handlers, bound to one runtime and one registry (no globals)."""
 
-    def __init__(self, runtime: ModelRuntime, ui: UiOptions, work_dir: Path) -> None:
+    def __init__(self, runtime: ModelRuntime, work_dir: Path) -> None:
         self.runtime = runtime
-        self.ui = ui
+        self.web = runtime.settings.web
         self.registry = LiveRegistry()
         self.work_dir = work_dir
-        self.watermarker = create_watermarker()  # key from PARLEY_WATERMARK_KEY
 
     def marker(self, request: gr.Request | None) -> SpeechMarker:
         """Every synthetic sample handed to this browser session carries this payload."""
         key = request.session_hash if request is not None and request.session_hash else "no-session"
-        return SpeechMarker.for_session(self.watermarker, self.ui.deployment_id, key)
+        return self.runtime.pipeline().marker(key)
 
     # ---- status ---------------------------------------------------------------------------------------------
 
@@ -151,17 +132,8 @@ class ParleyApp:
     def _new_live(
         self, src: str, tgt: str, task_label: str, preset: str, expressive: bool, mark: SpeechMarker
     ) -> LiveTranslation:
-        translator = self.runtime.translator()
-        session = StreamingSession(
-            translator,
-            StreamingVad.for_new_stream(self.runtime.vad_model()),
-            tgt,
-            task=_speech_task(task_label),
-            preset=preset,
-            src_lang=src or None,
-            expressive=self.runtime.expressive() if expressive else None,
-            commit_check=self.runtime.safety(),
-        )
+        pipeline = self.runtime.pipeline()
+        session = pipeline.stream(tgt, _speech_task(task_label), preset, src or None, expressive)
         return LiveTranslation(session, mark=mark)
 
     def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, request: gr.Request):
@@ -198,26 +170,15 @@ class ParleyApp:
     def translate_file(self, path, src, tgt, task_label, expressive, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         if not path:
             raise gr.Error("Upload or record some audio first.")
-        translator = self.runtime.translator()
-        options = self.runtime.options
+        pipeline = self.runtime.pipeline()
+        options = pipeline.settings.engine
         audio = load_audio(path, max_duration_s=options.max_audio_s, max_file_bytes=options.max_file_bytes)
-        segmenter = Segmenter(self.runtime.vad_model(), VadOptions(max_segment_s=options.max_segment_s))
         progress(0.0, desc="Finding utterances")
 
         def report(done: int, total: int) -> None:
             progress(done / total, desc=f"Translated {done} of {total} utterances")
 
-        result = translate_recording(
-            translator,
-            segmenter,
-            audio,
-            _speech_task(task_label),
-            tgt,
-            src_lang=src or None,
-            progress=report,
-            expressive=self.runtime.expressive() if expressive else None,
-            checker=self.runtime.safety(),
-        )
+        result = pipeline.translate_recording(audio, _speech_task(task_label), tgt, src or None, report, expressive)
         if result.audio is not None:
             result = dataclasses.replace(result, audio=self.marker(request)(result.audio))
         folder = Path(tempfile.mkdtemp(prefix="file-", dir=self.work_dir))
@@ -230,8 +191,7 @@ class ParleyApp:
             for s in result.segments
             if s.safety is not None and s.safety.flags
         ]
-        report_md = "**Safety:** nothing flagged." if not flagged else "**Safety flags**\n" + "\n".join(flagged)
-        return wav, transcript, translation, [str(p) for p in written], report_md
+        return wav, transcript, translation, [str(p) for p in written], _safety_markdown(flagged, "Safety flags")
 
     # ---- text -----------------------------------------------------------------------------------------------
 
@@ -240,27 +200,26 @@ class ParleyApp:
             raise gr.Error("Type some text to translate.")
         if not src:
             raise gr.Error("Choose the language of the text (source language).")
-        translator = self.runtime.translator()
         task = Task.T2ST if task_label == SPEECH_AND_TEXT else Task.T2TT
-        result, safety = translate_checked(translator, self.runtime.safety(), [text.strip()], task, tgt, src)[0]
+        [(result, safety)] = self.runtime.pipeline().translate_texts([text.strip()], task, tgt, src)
         audio = None
         if result.waveform is not None:
             folder = Path(tempfile.mkdtemp(prefix="text-", dir=self.work_dir))
             marked = self.marker(request)(result.waveform)
             audio = str(write_wav(folder / f"translation.{result.tgt_lang}.wav", marked))
-        notes = [f"- {flag}" for flag in safety.flags]
-        if safety.gender is not None and safety.gender.alternative:
+        notes = [] if safety is None else [f"- {flag}" for flag in safety.flags]
+        if safety is not None and safety.gender is not None and safety.gender.alternative:
             notes.append(f"- Other gender: {safety.gender.alternative}")
-        report_md = "**Safety:** nothing flagged." if not notes else "**Safety**\n" + "\n".join(notes)
-        return result.text, audio, report_md
+        return result.text, audio, _safety_markdown(notes, "Safety", checked=safety is not None)
 
     # ---- watermark check ------------------------------------------------------------------------------------
 
     def verify(self, path):
         if not path:
             raise gr.Error("Upload a recording to check.")
-        audio = load_audio(path, max_duration_s=self.runtime.options.max_audio_s)
-        result = self.watermarker.detect(audio, SAMPLE_RATE_HZ)
+        pipeline = self.runtime.pipeline()
+        audio = load_audio(path, max_duration_s=pipeline.settings.engine.max_audio_s)
+        result = pipeline.watermarker.detect(audio, SAMPLE_RATE_HZ)
         if result.detected:
             payload = result.payload
             who = (
@@ -290,7 +249,7 @@ class ParleyApp:
     # ---- layout ---------------------------------------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
-        model_event = {"concurrency_limit": self.ui.concurrency_limit, "concurrency_id": MODEL_GROUP}
+        model_event = {"concurrency_limit": self.web.concurrency_limit, "concurrency_id": MODEL_GROUP}
         with gr.Blocks(title="Parley — live speech translation") as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             with gr.Row():
@@ -329,7 +288,7 @@ class ParleyApp:
                     live_files = gr.File(label="Downloads (after you stop)", file_count="multiple",
                                          elem_id="live-files")  # fmt: skip
                 with gr.Tab("File", id="file"):
-                    gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.ui.max_file_mb} MB.")
+                    gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")
                     upload = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
                                       elem_id="file-in")  # fmt: skip
                     go_file = gr.Button("Translate", variant="primary", elem_id="file-go")
@@ -365,7 +324,7 @@ class ParleyApp:
                 inputs=[mic, src, tgt, task, preset, expressive],
                 outputs=live_outputs,
                 stream_every=0.5,
-                time_limit=self.ui.stream_time_limit_s,
+                time_limit=self.web.stream_time_limit_s,
                 **model_event,
             )
             mic.stop_recording(_plain_errors(_gpu(self.live_stop)), outputs=[*live_outputs, live_files], **model_event)
@@ -386,26 +345,27 @@ class ParleyApp:
                 _plain_errors(self.verify), inputs=[check_in], outputs=[check_out, check_plot], concurrency_limit=2
             )
             demo.unload(self.unload)
-        demo.queue(max_size=self.ui.queue_max_size)
+        demo.queue(max_size=self.web.queue_max_size)
         return demo
 
 
-def build_app(options: EngineOptions, ui: UiOptions | None = None, work_dir: Path | None = None) -> gr.Blocks:
+def build_app(settings: Settings, work_dir: Path | None = None) -> gr.Blocks:
     """The whole app; starts loading the model in the background right away."""
-    runtime = ModelRuntime(options)
+    runtime = ModelRuntime(settings)
     runtime.start()
     work = work_dir or Path(tempfile.mkdtemp(prefix="parley-"))
-    return ParleyApp(runtime, ui or UiOptions(), work).build()
+    return ParleyApp(runtime, work).build()
 
 
-def launch(demo: gr.Blocks, host: str, port: int, share: bool, ui: UiOptions, block: bool = True) -> None:
+def launch(demo: gr.Blocks, settings: Settings, block: bool = True) -> None:
     """Serve the app; ``block=False`` returns once the server is up (tests)."""
+    web = settings.web
     demo.launch(
         prevent_thread_lock=not block,
-        server_name=host,
-        server_port=port,
-        share=share,
-        max_file_size=f"{ui.max_file_mb}mb",
+        server_name=web.host,
+        server_port=web.port,
+        share=web.share,
+        max_file_size=f"{web.max_file_mb}mb",
         css=CSS,
         # System fonts only: the default theme would fetch web fonts, and an offline launch makes no outside requests.
         theme=gr.themes.Default(

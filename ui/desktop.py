@@ -18,7 +18,8 @@ why each exists:
   output device's rate, as soon as it is committed, and silence when nothing is waiting.
 * The main thread waits for Ctrl-C, SIGTERM, ``--duration``, a device that stops, or a worker error. It then stops
   the capture, lets the worker translate what was already captured, flushes the last segment with ``finish()``,
-  writes the session folder (:class:`SessionRecord`) and lets the playback finish (a second Ctrl-C skips that).
+  writes the session folder (the stream's :class:`~engine.transcript.Transcript`) and lets the playback finish
+  (a second Ctrl-C skips that).
 
 Exit status: 0 on a clean stop; 1 when an audio device is missing, unusable or stops mid-session (what was
 translated until then is still written); 2 for bad usage or a model that cannot be loaded.
@@ -40,10 +41,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.audio import resample, write_wav
+from compose.settings import DESKTOP, Settings, add_arguments, load_settings
+from engine.audio import resample
 from engine.languages import Capability, get_language
-from engine.options import EngineOptions
-from engine.subtitles import Cue, to_srt, to_vtt
 from engine.tasks import Task
 from ui.audio_devices import (
     POLL_S,
@@ -58,7 +58,8 @@ from ui.audio_devices import (
 from ui.terminal import Readout, TerminalView
 
 if TYPE_CHECKING:
-    from engine.streaming import SegmentEnd, StreamEvent, StreamingSession
+    from engine.streaming import StreamEvent, StreamingSession
+    from engine.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ EXIT_OK, EXIT_DEVICE, EXIT_USAGE = 0, 1, 2
 
 @dataclass(frozen=True)
 class DesktopOptions:
-    """What one desktop session does, beyond the engine's own options (:class:`~engine.options.EngineOptions`)."""
+    """What one desktop session does, beyond the shared settings (:class:`~compose.settings.Settings`)."""
 
     #: Language to translate into (code or name); not used by asr.
     tgt_lang: str | None
@@ -80,13 +81,9 @@ class DesktopOptions:
     src_lang: str | None = None
     #: s2st speaks the translation, s2tt writes it, asr transcribes.
     task: Task = Task.S2ST
-    #: A preset name from :data:`engine.streaming.PRESETS`.
-    latency: str = "balanced"
     #: PortAudio device index or name substring; None is the system default.
     input_device: str | None = None
     output_device: str | None = None
-    #: Keep the speaker's pauses, pace, pitch, loudness and voice (the expressive stage).
-    expressive: bool = False
     #: Folder the session's text, subtitles and audio are written to.
     out_dir: Path = field(default_factory=lambda: Path("out") / time.strftime("desktop-%Y%m%d-%H%M%S"))
     #: Stop on its own after this many seconds of listening; None listens until Ctrl-C.
@@ -114,47 +111,6 @@ class DesktopOptions:
             get_language(self.src_lang, Capability.TEXT)
 
 
-# ---- session record ---------------------------------------------------------------------------------------------
-
-
-class SessionRecord:
-    """What a session leaves behind, written when it stops.
-
-    Text as ``.txt``, ``.srt`` and ``.vtt`` (one cue per segment, at the segment's source time): ``translation.*``
-    (``transcript.*`` for asr, and also when the spoken language is given). Translated speech as
-    ``translation.wav`` (16 kHz), laid out and marked by :class:`safety.marking.MarkedTimeline` so that the audio
-    lines up with the subtitles.
-    """
-
-    def __init__(self, task: Task, src_lang: str | None, mark: SpeechMarking) -> None:
-        from safety.marking import MarkedTimeline
-
-        self._stems = ("transcript",) if task is Task.ASR else ("translation",) + (("transcript",) if src_lang else ())
-        self._speech = MarkedTimeline(mark)
-
-    def add_speech(self, source_time_s: float, audio: np.ndarray) -> None:
-        """Place a 16 kHz piece of (unmarked) speech at its source time; it is marked there."""
-        self._speech.add(source_time_s, audio)
-
-    def write(self, folder: Path, segments: list[SegmentEnd]) -> list[Path]:
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for stem in self._stems:
-            texts = [(s, s.transcript if stem == "transcript" else s.text) for s in segments]
-            cues = [Cue(s.start_s, s.end_s, text) for s, text in texts if text]
-            for suffix, content in (
-                ("txt", "".join(f"{cue.text}\n" for cue in cues)),
-                ("srt", to_srt(cues)),
-                ("vtt", to_vtt(cues)),
-            ):
-                path = folder / f"{stem}.{suffix}"
-                path.write_text(content, encoding="utf-8")
-                written.append(path)
-        if self._speech:
-            written.append(write_wav(folder / "translation.wav", self._speech.audio()))
-        return written
-
-
 # ---- the model's thread -----------------------------------------------------------------------------------------
 
 
@@ -168,10 +124,10 @@ class Translating(threading.Thread):
         session: StreamingSession,
         capture: Capture,
         view: TerminalView,
-        record: SessionRecord,
+        record: Transcript,
         playback: Playback | None,
     ) -> None:
-        """``record`` and ``playback`` watermark every piece of translated speech they are given."""
+        """``record`` (its speech timeline) and ``playback`` watermark every piece of translated speech they get."""
         super().__init__(name="translating", daemon=True)
         self._session = session
         self._capture = capture
@@ -235,6 +191,7 @@ class Translating(threading.Thread):
         # The engine's event types import torch; this module does not, so --list-devices and device errors are fast.
         from engine.streaming import CommittedText, Notice, PartialText, SegmentEnd, SpeechChunk
 
+        self._record.apply(events)
         for event in events:
             if isinstance(event, CommittedText):
                 self._view.committed(event.text)
@@ -243,10 +200,8 @@ class Translating(threading.Thread):
             elif isinstance(event, PartialText):
                 self._view.partial(event.text)
             elif isinstance(event, SpeechChunk):
-                audio = resample(event.audio, event.sample_rate_hz)
-                self._record.add_speech(event.source_time_s, audio)
                 if self._playback is not None:
-                    self._playback.play(audio)
+                    self._playback.play(resample(event.audio, event.sample_rate_hz))
             elif isinstance(event, SegmentEnd):
                 self._view.segment(event.start_s, event.end_s, event.text, event.transcript)
             elif isinstance(event, Notice):
@@ -283,51 +238,26 @@ class StopRequest:
         (self.hurry if self.requested.is_set() else self.requested).set()
 
 
-def start_session(options: DesktopOptions, engine_options: EngineOptions) -> tuple[StreamingSession, SpeechMarking]:
-    """Load the model and the VAD, and open the streaming session (the slow part: seconds to minutes) with the
-    safety check on every commit and, when asked, the expressive stage; returns it with the watermark marker that
-    every piece of its speech goes through."""
+def start_session(options: DesktopOptions, settings: Settings) -> tuple[StreamingSession, SpeechMarking]:
+    """Build the pipeline (the slow part: seconds to minutes) and open the streaming session; returns it with the
+    watermark marker that every piece of its speech goes through."""
     import transformers
 
-    from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
+    from compose.pipeline import build_pipeline
     from engine.languages import UnknownLanguageError
-    from engine.models import ModelUnavailableError, load_model
-    from engine.streaming import PRESETS, StreamingSession
-    from engine.translator import Translator
-    from engine.vad import StreamingVad, load_vad_model
-    from safety.marking import SpeechMarker
-    from safety.pipeline import SafetyChecker
-    from safety.watermark import create_watermarker
+    from engine.models import ModelUnavailableError
 
-    if options.latency not in PRESETS:
-        raise SetupError(f"Unknown --latency {options.latency!r}; choose one of {', '.join(PRESETS)}.")
     transformers.logging.set_verbosity_error()  # library chatter is not for the person at the terminal
     transformers.logging.disable_progress_bar()
     try:
-        translator = Translator(load_model(engine_options), engine_options)
-        expressive = None
-        if options.expressive:
-            expressive_options = ExpressiveOptions(cache_dir=engine_options.cache_dir)
-            expressive = ExpressiveStage(expressive_options, VoiceMatcher(translator, expressive_options))
-        session = StreamingSession(
-            translator,
-            StreamingVad.for_new_stream(load_vad_model()),
-            tgt_lang=options.tgt_lang or options.src_lang,
-            task=options.task,
-            preset=options.latency,
-            src_lang=options.src_lang,
-            speaker_id=engine_options.speaker_id,
-            expressive=expressive,
-            commit_check=SafetyChecker(translator),
-        )
-        deployment = int(os.environ.get("PARLEY_DEPLOYMENT_ID", "0"))
-        run_key = f"desktop-{os.getpid()}-{os.urandom(4).hex()}"  # one session id per run
-        return session, SpeechMarker.for_session(create_watermarker(), deployment, run_key)
+        pipeline = build_pipeline(settings)
+        session = pipeline.stream(options.tgt_lang or options.src_lang, options.task, src_lang=options.src_lang)
+        return session, pipeline.marker(f"desktop-{os.getpid()}-{os.urandom(4).hex()}")  # one session id per run
     except (ModelUnavailableError, UnknownLanguageError) as e:
         raise SetupError(str(e)) from e
 
 
-def run(options: DesktopOptions, engine_options: EngineOptions, view: TerminalView) -> int:
+def run(options: DesktopOptions, settings: Settings, view: TerminalView) -> int:
     """One desktop session, from device checks to the written folder; returns the exit status.
 
     Raises :class:`DeviceError` (after saving what was translated, when a device stops mid-session) and
@@ -336,8 +266,8 @@ def run(options: DesktopOptions, engine_options: EngineOptions, view: TerminalVi
     mic = find_device(options.input_device, "input")
     speakers = find_device(options.output_device, "output") if options.task.speech_output else None
     with StopRequest() as stop:
-        view.say(f"Loading the model {engine_options.model}…")
-        session, mark = start_session(options, engine_options)
+        view.say(f"Loading the model {settings.engine.model}…")
+        session, mark = start_session(options, settings)
         if stop.requested.is_set():
             view.say("Stopped before listening; nothing was recorded.")
             return EXIT_OK
@@ -360,7 +290,10 @@ def _listen(
     stop: StopRequest,
 ) -> None:
     """Capture, translate and play until a stop; then translate what was captured, save, and let playback end."""
-    record = SessionRecord(options.task, options.src_lang, mark)
+    from engine.transcript import Transcript
+    from safety.marking import MarkedTimeline
+
+    record = Transcript(MarkedTimeline(mark), transcription=options.task is Task.ASR)
     worker = Translating(session, capture, view, record, playback)
     try:
         if playback is not None:
@@ -378,7 +311,7 @@ def _listen(
         view.say(f"Stopping: finishing the last segment{waiting}…")
         worker.join()
     view.close()
-    written = record.write(options.out_dir, session.segments)
+    written = record.write(options.out_dir)
     _summarise(view, capture, session, options.out_dir, written)
     if worker.error is not None:
         raise worker.error
@@ -430,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Ctrl-C stops and writes the session's text, subtitles and audio to a folder.",
         epilog="Examples:\n  python app.py --desktop --list-devices\n"
         "  python app.py --desktop --tgt spa\n"
-        "  python app.py --desktop --tgt fra --src eng --input-device 2 --output-device headset --latency low\n"
+        "  python app.py --desktop --tgt fra --src eng --input-device 2 --output-device headset --preset low\n"
         "Use headphones: a microphone that hears the translation translates it again.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -443,13 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--src", help="language spoken (required for asr; otherwise adds a source transcript)")
     parser.add_argument("--task", choices=[t.value for t in DESKTOP_TASKS], default=Task.S2ST.value,
                         help="s2st speaks the translation (default), s2tt writes it, asr transcribes")  # fmt: skip
-    parser.add_argument("--latency", default="balanced", help="streaming preset: low, balanced (default), quality "
-                        "or segment (commit only at pauses)")  # fmt: skip
-    parser.add_argument("--expressive", action="store_true", help="keep the speaker's pauses, pace, pitch, loudness "
-                        "and voice in the translated speech")  # fmt: skip
     parser.add_argument("--out", type=Path, help="folder for the session's files (default: out/desktop-DATE-TIME)")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: Ctrl-C)")
-    EngineOptions.add_arguments(parser)
+    add_arguments(parser, DESKTOP)
     return parser
 
 
@@ -468,17 +397,15 @@ def main(argv: list[str] | None = None) -> int:
                 tgt_lang=args.tgt,
                 src_lang=args.src,
                 task=Task(args.task),
-                latency=args.latency,
                 input_device=args.input_device,
                 output_device=args.output_device,
-                expressive=args.expressive,
                 duration_s=args.duration,
                 **({"out_dir": args.out} if args.out else {}),
             )
-            engine_options = EngineOptions.from_args(args)
+            settings = load_settings(args)
         except ValueError as e:
             parser.error(str(e))
-        return run(options, engine_options, view)
+        return run(options, settings, view)
     except DeviceError as e:
         view.close()
         print(f"error: {e}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Live translation state for one browser tab, and the registry that keys it by Gradio session.
 
-The engine's :class:`StreamingSession` turns audio into events; a :class:`LiveTranslation` folds those events into
-what the page shows (captions, transcript, latency, notices) and keeps what the person produced (text, timings,
-translated audio) so it can be downloaded at any time, even after a disconnect mid-stream.
+The engine's :class:`StreamingSession` turns audio into events; a :class:`LiveTranslation` folds them into one
+:class:`~engine.transcript.Transcript` (what the page shows and what can be downloaded at any time, even after a
+disconnect mid-stream) and hands translated speech to the page's player.
 """
 
 from __future__ import annotations
@@ -15,36 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio import SAMPLE_RATE_HZ, write_wav
-from engine.streaming import (
-    CommittedText,
-    Notice,
-    PartialText,
-    SegmentEnd,
-    SpeechChunk,
-    StreamEvent,
-    StreamingSession,
-)
-from engine.subtitles import Cue, to_srt, to_vtt
+from engine.constants import SAMPLE_RATE_HZ
+from engine.stream_events import SpeechChunk, StreamEvent
+from engine.streaming import StreamingSession
+from engine.tasks import Task
+from engine.transcript import Transcript
 from safety.marking import MarkedTimeline
 
 
 @dataclass
 class LiveTranslation:
-    """Folds a stream's events into page state. One per tab; not shared."""
+    """One tab's live stream: its events folded into a :class:`~engine.transcript.Transcript` (captions and
+    downloads come from it), and its speech handed to the page's player. One per tab; not shared."""
 
     stream: StreamingSession
     #: The watermark (a :class:`safety.marking.SpeechMarker`): ``mark(audio, at_sample)`` marks 16 kHz speech that
     #: starts ``at_sample`` into its output. Speech is marked on the way out, once for the page's player (pieces
     #: back to back) and once for the saved file (pieces at their source times), each on its own timeline.
     mark: Callable[[np.ndarray, int], np.ndarray] = lambda audio, at_sample: audio
-    #: Committed text in the pieces it arrived in, each with the safety flags raised on it.
-    pieces: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    partial: str = ""
-    segments: list[SegmentEnd] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
     speech: MarkedTimeline = field(init=False)  # for translation.wav
-    last_commit_s: float = 0.0
+    transcript: Transcript = field(init=False)
     finished: bool = False
     unplayed: list[np.ndarray] = field(default_factory=list)  # speech waiting for the previous piece to end
     playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
@@ -52,6 +42,7 @@ class LiveTranslation:
 
     def __post_init__(self) -> None:
         self.speech = MarkedTimeline(self.mark)
+        self.transcript = Transcript(self.speech, transcription=self.stream.task is Task.ASR)
 
     def push(self, samples: np.ndarray, sample_rate_hz: int, now: float) -> np.ndarray | None:
         """Feed microphone audio; returns translated speech (16 kHz) to play now, if any.
@@ -80,75 +71,49 @@ class LiveTranslation:
         return audio
 
     def _apply(self, events: list[StreamEvent]) -> None:
-        for event in events:
-            if isinstance(event, CommittedText):
-                flags = tuple(event.safety.flags) if event.safety is not None else ()
-                self.pieces.append((event.text, flags))
-                self.last_commit_s = event.source_time_s
-            elif isinstance(event, PartialText):
-                self.partial = event.text
-            elif isinstance(event, SpeechChunk):
-                self.speech.add(event.source_time_s, event.audio)
-                self.unplayed.append(event.audio)
-            elif isinstance(event, SegmentEnd):
-                self.segments.append(event)
-            elif isinstance(event, Notice):
-                self.notices.append(event.message)
+        self.transcript.apply(events)
+        self.unplayed += [event.audio for event in events if isinstance(event, SpeechChunk)]
 
     @property
     def lag_s(self) -> float:
         """How far the committed translation trails the speaker: 0 when nothing is pending."""
-        if not self.partial:
+        if not self.transcript.partial:
             return 0.0
-        return max(0.0, self.stream.source_time_s - self.last_commit_s)
+        return max(0.0, self.stream.source_time_s - self.transcript.last_commit_s)
 
     @staticmethod
     def empty_captions_html() -> str:
         return '<div class="captions"><span class="placeholder">Translation appears here while you speak.</span></div>'
 
     def captions_html(self) -> str:
+        pieces = self.transcript.pieces
         committed = "".join(
-            f'<span class="flagged" title="{html.escape("; ".join(flags))}">{html.escape(text)} ⚠</span>'
-            if flags
-            else html.escape(text)
-            for text, flags in self.pieces
+            f'<span class="flagged" title="{html.escape("; ".join(p.flags))}">{html.escape(p.text)} ⚠</span>'
+            if p.flags
+            else html.escape(p.text)
+            for p in pieces
         ).strip()
-        partial = html.escape(self.partial.strip())
+        partial = html.escape(self.transcript.partial.strip())
         parts = [f'<span class="committed">{committed}</span>'] if committed else []
         if partial:
             parts.append(f'<span class="partial">{partial}</span>')
         if not parts:
             return self.empty_captions_html()
         body = " ".join(parts)
-        flagged = [f"“{text.strip()}”: {'; '.join(flags)}" for text, flags in self.pieces if flags]
-        notices = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *self.notices[-3:]])
-        return f'<div class="captions">{body}</div>{notices}'
+        flagged = [f"“{p.text.strip()}”: {'; '.join(p.flags)}" for p in pieces if p.flags]
+        notices = self.transcript.notices
+        notes = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *notices[-3:]])
+        return f'<div class="captions">{body}</div>{notes}'
 
     def transcript_text(self) -> str:
-        return " ".join(s.transcript for s in self.segments if s.transcript)
+        return self.transcript.transcript_text()
 
     def status_text(self) -> str:
         return f"Behind the speaker: {self.lag_s:.1f} s · heard {self.stream.source_time_s:.0f} s"
 
     def write_downloads(self, folder: Path) -> list[Path]:
         """Transcript, translation (text, SRT, VTT) and translated audio, as they stand now."""
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
-
-        def text_file(name: str, content: str) -> None:
-            (folder / name).write_text(content, encoding="utf-8")
-            written.append(folder / name)
-
-        translation = [Cue(s.start_s, s.end_s, s.text) for s in self.segments if s.text]
-        transcript = [Cue(s.start_s, s.end_s, s.transcript) for s in self.segments if s.transcript]
-        for stem, cues in (("translation", translation), ("transcript", transcript)):
-            if cues:
-                text_file(f"{stem}.txt", "\n".join(c.text for c in cues) + "\n")
-                text_file(f"{stem}.srt", to_srt(cues))
-                text_file(f"{stem}.vtt", to_vtt(cues))
-        if self.speech:
-            written.append(write_wav(folder / "translation.wav", self.speech.audio()))
-        return written
+        return self.transcript.write(folder)
 
 
 class LiveRegistry:

@@ -1,5 +1,5 @@
-"""The safety pipeline on the tiny model: MinTox mitigation end to end, masking, the filter setting, gender
-alternatives, and reports on the file, text and live paths.
+"""The safety judge with the engine's mitigation on the tiny model: MinTox end to end, masking, the filter setting,
+gender alternatives, and reports on the file, text and live paths.
 
 The tiny model's output is deterministic gibberish, so its own words are registered as "toxic" in a temporary
 NLLB-format list folder: the detector then sees added toxicity exactly where the model produced it.
@@ -13,24 +13,25 @@ import numpy as np
 import pytest
 
 from engine.file_translation import translate_recording
+from engine.mitigation import translate_texts_checked
 from engine.streaming import CommittedText, SpeechChunk, StreamingSession
 from engine.tasks import Task
 from engine.vad import Segmenter, StreamingVad
 from safety.gender import FEMININE, MASCULINE
-from safety.pipeline import SafetyChecker, SafetyOptions, SafetyReport, translate_checked
+from safety.judge import SafetyJudge, SafetyOptions, SafetyReport
 from safety.toxicity import ToxicityOptions, word_tokens
 from tests.conftest import TEST_CACHE, recording
 
 SOURCE = "I am a doctor"
 
 
-def checker_with(translator, folder: Path, lists: dict[str, list[str]], **options) -> SafetyChecker:
-    """A checker whose word lists are the bundled ones plus ``lists`` (language -> terms), written to ``folder``."""
+def judge_with(translator, folder: Path, lists: dict[str, list[str]], **options) -> SafetyJudge:
+    """A judge whose word lists are the bundled ones plus ``lists`` (language -> terms), written to ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for lang, terms in lists.items():
         (folder / f"{lang}.txt").write_text("\n".join(terms) + "\n", encoding="utf-8")
     toxicity = ToxicityOptions(toxicity_dir=folder, rot13=False)
-    return SafetyChecker(translator, SafetyOptions(toxicity=toxicity, **options))
+    return SafetyJudge(SafetyOptions(toxicity=toxicity, **options), tokenize=translator.loaded.tokenizer.tokenize)
 
 
 def words(text: str) -> list[str]:
@@ -48,8 +49,8 @@ def baseline(translator):
 @pytest.fixture(scope="module")
 def mitigated(translator, baseline, tmp_path_factory):
     _, term = baseline
-    checker = checker_with(translator, tmp_path_factory.mktemp("lists"), {"spa": [term]})
-    [(result, report)] = translate_checked(translator, checker, [SOURCE], Task.T2ST, "spa", "eng")
+    judge = judge_with(translator, tmp_path_factory.mktemp("lists"), {"spa": [term]})
+    [(result, report)] = translate_texts_checked(translator, judge, [SOURCE], Task.T2ST, "spa", "eng")
     return result, report
 
 
@@ -75,8 +76,8 @@ def test_still_toxic_redecode_is_masked_and_silenced(translator, baseline, mitig
     # it shows unmasked are added until none is left.
     terms = {term, *words(redecoded.text)}
     for attempt in range(5):
-        checker = checker_with(translator, tmp_path / str(attempt), {"spa": sorted(terms)})
-        [(result, report)] = translate_checked(translator, checker, [SOURCE], Task.T2ST, "spa", "eng")
+        judge = judge_with(translator, tmp_path / str(attempt), {"spa": sorted(terms)})
+        [(result, report)] = translate_texts_checked(translator, judge, [SOURCE], Task.T2ST, "spa", "eng")
         shown = set(words(result.text))  # masked words are asterisks, which are not words
         if not shown:
             break
@@ -92,8 +93,8 @@ def test_source_toxicity_is_reported_and_masked_only_when_filtering(translator, 
     original, term = baseline
     # every source word is "toxic": the translation has no more toxic words than its source, so none was added
     lists = {"spa": [term], "eng": words(SOURCE)}
-    checker = checker_with(translator, tmp_path, lists, filter_source_toxicity=filter_source)
-    [(result, report)] = translate_checked(translator, checker, [SOURCE], Task.T2TT, "spa", "eng")
+    judge = judge_with(translator, tmp_path, lists, filter_source_toxicity=filter_source)
+    [(result, report)] = translate_texts_checked(translator, judge, [SOURCE], Task.T2TT, "spa", "eng")
     assert not report.added_toxicity.added and report.added_toxicity.source.toxic and not report.mitigated
     assert report.masked is filter_source
     assert ("speaker's own words" in " ".join(report.flags)) is not filter_source
@@ -104,22 +105,27 @@ def test_source_toxicity_is_reported_and_masked_only_when_filtering(translator, 
 
 
 def test_gender_alternative_and_contradiction_fix(translator):
-    checker = SafetyChecker(translator)
-    report = checker.check_gender(SOURCE, "eng", "Soy médico.", "spa")
+    judge = SafetyJudge(tokenize=translator.loaded.tokenizer.tokenize)
+    verdict = judge.judge(SOURCE, "eng", "Soy médico.", "spa", alternatives=True)
+    report = verdict.report.gender
     assert report.ambiguous and report.assumed == MASCULINE
+    # the judge asks the engine to translate the gender-marked source; it never decodes itself
+    assert verdict.alternative_source is not None and verdict.alternative_source != SOURCE
+    translated = translator.translate([verdict.alternative_source], Task.T2TT, "spa", src_lang="eng")[0].text
+    report = judge.with_alternative(verdict, translated, "Soy médico.", "spa").report.gender
     # the tiny model's translation of "I am a female doctor" has no gender, so the lexicon swap is the fallback
     assert report.alternative == "Soy médica."
-    report = checker.check_gender("My sister is a doctor", "eng", "Mi hermana es médico.", "spa")
+    report = judge.judge("My sister is a doctor", "eng", "Mi hermana es médico.", "spa").report.gender
     assert report.contradiction and report.source_gender == FEMININE
     assert report.alternative == "Mi hermana es médica."
-    unknown = checker.check_gender(None, None, "Soy médico.", "spa")
+    unknown = judge.judge(None, None, "Soy médico.", "spa", alternatives=True).report.gender
     assert unknown.assumed == MASCULINE and not unknown.ambiguous and unknown.alternative is None
 
 
 def test_file_path_attaches_a_report_to_every_segment(translator, vad_model, hello_audio):
     audio, _ = recording([hello_audio, hello_audio], [1.0, 0.5])
-    checker = SafetyChecker(translator)
-    result = translate_recording(translator, Segmenter(vad_model), audio, Task.S2ST, "spa", "eng", checker=checker)
+    judge = SafetyJudge(tokenize=translator.loaded.tokenizer.tokenize)
+    result = translate_recording(translator, Segmenter(vad_model), audio, Task.S2ST, "spa", "eng", judge=judge)
     assert len(result.segments) == 2
     assert all(isinstance(s.safety, SafetyReport) and s.safety.added_toxicity is not None for s in result.segments)
     assert result.audio is not None
@@ -127,7 +133,7 @@ def test_file_path_attaches_a_report_to_every_segment(translator, vad_model, hel
     assert all(s.safety is None for s in plain.segments)
 
 
-def live(translator, vad_model, audio, checker, src_lang=None):
+def live(translator, vad_model, audio, judge, src_lang=None):
     session = StreamingSession(
         translator,
         StreamingVad.for_new_stream(vad_model),
@@ -135,7 +141,7 @@ def live(translator, vad_model, audio, checker, src_lang=None):
         Task.S2ST,
         preset="segment",
         src_lang=src_lang,
-        commit_check=checker,
+        judge=judge,
     )
     return session.push(audio, 16_000) + session.finish()
 
@@ -147,16 +153,16 @@ def test_live_path_checks_every_commit_before_its_speech(translator, vad_model, 
     toxic = words("".join(e.text for e in committed))
 
     # added toxicity: the commit is re-decoded with the words banned, after the committed prefix
-    checker = checker_with(translator, tmp_path / "added", {"spa": toxic})
-    events = live(translator, vad_model, hello_audio, checker, src_lang="eng")
+    judge = judge_with(translator, tmp_path / "added", {"spa": toxic})
+    events = live(translator, vad_model, hello_audio, judge, src_lang="eng")
     commits = [e for e in events if isinstance(e, CommittedText)]
     assert all(isinstance(e.safety, SafetyReport) for e in commits)
     assert any(e.safety.mitigated for e in commits)
     assert [e.token_ids for e in commits] != [e.token_ids for e in committed]
 
     # the filter setting masks every toxic word: its text is masked and its speech silent, flagged beforehand
-    checker = checker_with(translator, tmp_path / "filter", {"spa": toxic}, filter_source_toxicity=True)
-    events = live(translator, vad_model, hello_audio, checker)
+    judge = judge_with(translator, tmp_path / "filter", {"spa": toxic}, filter_source_toxicity=True)
+    events = live(translator, vad_model, hello_audio, judge)
     for before, after in itertools.pairwise(events):
         if isinstance(after, SpeechChunk):
             assert isinstance(before, CommittedText) and before.safety is not None
@@ -167,7 +173,7 @@ def test_live_path_checks_every_commit_before_its_speech(translator, vad_model, 
 
 
 def test_cli_writes_the_safety_report_and_summarises_flagged_lines(baseline, tmp_path, monkeypatch, capsys):
-    from engine.cli import main
+    from ui.cli import main
 
     _, term = baseline
     lists = tmp_path / "lists"

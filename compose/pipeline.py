@@ -1,0 +1,135 @@
+"""The one place that builds Parley from its settings: model, VAD, expressive stage and voices, safety judge,
+watermark. The web app, the desktop mode and the CLI all call :func:`build_pipeline` and differ only in their front
+end, so the same settings give the same behaviour everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from compose.settings import Settings
+from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
+from engine.file_translation import FileTranslation, Progress, translate_recording
+from engine.hooks import Report
+from engine.mitigation import translate_texts_checked
+from engine.models import LoadedModel, load_model
+from engine.streaming import StreamingSession
+from engine.tasks import Task
+from engine.translator import TranslationResult, Translator
+from engine.vad import Segmenter, StreamingVad, VadOptions, load_vad_model
+from safety.judge import SafetyJudge, SafetyOptions
+from safety.marking import SpeechMarker
+from safety.toxicity import ToxicityOptions
+from safety.watermark import DEVELOPMENT_KEY, Watermarker, WatermarkKey, create_watermarker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything built once per loaded model and shared by every stream and request (none holds per-stream
+    state). Methods build the per-request pieces with the settings' defaults, overridable per request."""
+
+    settings: Settings
+    translator: Translator
+    vad_model: torch.nn.Module
+    judge: SafetyJudge | None
+    expressive: ExpressiveStage
+    watermarker: Watermarker
+
+    @property
+    def loaded(self) -> LoadedModel:
+        return self.translator.loaded
+
+    def marker(self, session_key: str) -> SpeechMarker:
+        """Marks every synthetic sample of one session with this deployment's id and the session's id."""
+        return SpeechMarker.for_session(self.watermarker, self.settings.watermark.deployment_id, session_key)
+
+    def _stage(self, expressive: bool | None) -> ExpressiveStage | None:
+        wanted = self.settings.expressive.expressive if expressive is None else expressive
+        return self.expressive if wanted else None
+
+    def stream(
+        self,
+        tgt_lang: str,
+        task: Task | str = Task.S2ST,
+        preset: str | None = None,
+        src_lang: str | None = None,
+        expressive: bool | None = None,
+    ) -> StreamingSession:
+        """A new live session (one per stream) with its own VAD state."""
+        task = Task(task)
+        if task is not Task.ASR:
+            self.translator.check_target(tgt_lang, task.speech_output)
+        if src_lang is not None:
+            self.translator.check_source_text(src_lang)
+        return StreamingSession(
+            self.translator,
+            StreamingVad.for_new_stream(self.vad_model),
+            tgt_lang,
+            task=task,
+            preset=preset or self.settings.streaming.preset,
+            src_lang=src_lang,
+            speaker_id=self.settings.engine.speaker_id,
+            expressive=self._stage(expressive),
+            judge=self.judge,
+        )
+
+    def translate_recording(
+        self,
+        audio: np.ndarray,
+        task: Task | str,
+        tgt_lang: str,
+        src_lang: str | None = None,
+        progress: Progress | None = None,
+        expressive: bool | None = None,
+    ) -> FileTranslation:
+        """A whole 16 kHz recording, utterance by utterance (speech not yet watermarked: the caller marks it on the
+        timeline it writes)."""
+        segmenter = Segmenter(self.vad_model, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
+        return translate_recording(
+            self.translator, segmenter, audio, Task(task), tgt_lang, src_lang, progress,
+            expressive=self._stage(expressive), judge=self.judge,
+        )  # fmt: skip
+
+    def translate_texts(
+        self, texts: Sequence[str], task: Task | str, tgt_lang: str, src_lang: str
+    ) -> list[tuple[TranslationResult, Report | None]]:
+        return translate_texts_checked(self.translator, self.judge, texts, task, tgt_lang, src_lang)
+
+
+def watermark_key(secret: str | None) -> WatermarkKey:
+    """The deployment's key, or the public development key with a warning."""
+    if not secret:
+        log.warning("No watermark key is set (PARLEY_WATERMARK_KEY): using the public development key")
+        secret = DEVELOPMENT_KEY
+    return WatermarkKey(secret)
+
+
+def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:
+    """Load (or take) the model and build every stage from ``settings``. Vocoder voices are measured here, at
+    start-up (or read from their cache), never during someone's first live commit."""
+    loaded = loaded if loaded is not None else load_model(settings.engine)
+    translator = Translator(loaded, settings.engine)
+    judge = None
+    if settings.safety.safety:
+        options = SafetyOptions(
+            filter_source_toxicity=settings.safety.filter_toxicity,
+            gender_alternatives=settings.safety.gender_alternatives,
+            toxicity=ToxicityOptions(toxicity_dir=settings.safety.toxicity_dir),
+        )
+        judge = SafetyJudge(options, tokenize=loaded.tokenizer.tokenize)  # ETOX: the model's own tokens
+    expressive_options = ExpressiveOptions(cache_dir=settings.engine.cache_dir)
+    voices = VoiceMatcher(translator, expressive_options)
+    voices.profiles()
+    watermarker = create_watermarker(
+        settings.watermark.watermark_backend, watermark_key(settings.watermark.watermark_key)
+    )
+    return Pipeline(
+        settings, translator, load_vad_model(), judge, ExpressiveStage(expressive_options, voices), watermarker
+    )

@@ -1,0 +1,195 @@
+"""Every setting of Parley, read once at the entry point from defaults, environment variables and flags.
+
+``Settings`` nests one frozen dataclass per package (engine, streaming, expressive, safety, watermark, web, limits).
+Each field is set by the environment variable ``PARLEY_<FIELD>`` (or the one its metadata names, e.g.
+``HF_HUB_OFFLINE``) and by the flag ``--field-name`` (or the one its metadata names); flags win. This is the only
+module that reads ``os.environ``; every front end builds its parser with :func:`add_arguments`, so the same thing
+has the same name in ``python app.py --help``, ``python app.py --desktop --help`` and ``python app.py translate
+--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.options import EngineOptions
+from engine.presets import PRESETS
+
+ENV_PREFIX = "PARLEY_"
+WATERMARK_BACKENDS = ("builtin", "audiowmark", "audioseal")
+
+
+def _help(text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": text, **extra}
+
+
+@dataclass(frozen=True)
+class StreamingSettings:
+    #: Latency preset of live translation when the person does not choose one.
+    preset: str = field(default="balanced", metadata=_help("live latency preset", choices=tuple(PRESETS)))
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+
+
+@dataclass(frozen=True)
+class ExpressiveSettings:
+    #: Keep the speaker's pauses, pace, pitch, loudness and voice in translated speech (the default everywhere).
+    expressive: bool = field(default=True, metadata=_help("keep the speaker's pauses, pace, pitch, loudness, voice"))
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    #: Run the added-toxicity and gender-bias checks on every output.
+    safety: bool = field(default=True, metadata=_help("toxicity and gender-bias checks on every output"))
+    #: Also mask offensive words the speaker said (off: reported, not censored).
+    filter_toxicity: bool = field(default=False, metadata=_help("also mask offensive words the speaker said"))
+    #: A folder of NLLB Toxicity-200 word lists (``<lang>.txt``) added to the bundled lists.
+    toxicity_dir: Path | None = field(default=None, metadata=_help("folder of NLLB Toxicity-200 word lists"))
+    #: Offer the other gender's translation when the source leaves a person's gender open (file and text).
+    gender_alternatives: bool = field(default=True, metadata=_help("offer the other gender's translation"))
+
+
+@dataclass(frozen=True)
+class WatermarkSettings:
+    #: Which watermark marks every synthetic sample.
+    watermark_backend: str = field(default="builtin", metadata=_help("watermark backend", choices=WATERMARK_BACKENDS))
+    #: The deployment's secret key; unset: a public development key (a warning is logged). Set it on any real server.
+    watermark_key: str | None = field(default=None, metadata=_help("watermark secret key (set it on real servers)"))
+    #: Who runs this server, carried in every watermark (16 bits).
+    deployment_id: int = field(default=0, metadata=_help("deployment id carried in every watermark (16 bits)"))
+
+    def __post_init__(self) -> None:
+        if self.watermark_backend not in WATERMARK_BACKENDS:
+            raise ValueError(f"watermark_backend must be one of {', '.join(WATERMARK_BACKENDS)}")
+        if not 0 <= self.deployment_id < 1 << 16:
+            raise ValueError("deployment_id must fit in 16 bits")
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    #: Address the web app listens on.
+    host: str = field(default="127.0.0.1", metadata=_help("address to serve on"))
+    #: Port of the web app.
+    port: int = field(default=7860, metadata=_help("port"))
+    #: Ask Gradio for a public share link.
+    share: bool = field(default=False, metadata=_help("ask Gradio for a public share link"))
+    #: Model-bound events that may run at once (one model, shared): 1 on CPU is fastest overall.
+    concurrency_limit: int = field(default=1, metadata=_help("model-bound requests run at once"))
+    #: Longest live stream, in seconds, before it is ended.
+    stream_time_limit_s: int = field(default=30 * 60, metadata=_help("longest live stream (s)"))
+    #: Requests waiting in the queue before new ones are refused with a "busy" message.
+    queue_max_size: int = field(default=64, metadata=_help("requests that may wait before 'busy'"))
+    #: Largest upload, in MB.
+    max_file_mb: int = field(default=200, metadata=_help("largest upload (MB)"))
+
+    def __post_init__(self) -> None:
+        if min(self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb) < 1:
+            raise ValueError("web limits must be positive")
+
+
+@dataclass(frozen=True)
+class Settings:
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    streaming: StreamingSettings = field(default_factory=StreamingSettings)
+    expressive: ExpressiveSettings = field(default_factory=ExpressiveSettings)
+    safety: SafetySettings = field(default_factory=SafetySettings)
+    watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+
+
+#: The sections each front end shows (the CLI and desktop have no web server).
+SECTIONS: dict[str, str] = {
+    "engine": "model",
+    "streaming": "live translation",
+    "expressive": "expressive speech",
+    "safety": "safety",
+    "watermark": "watermark",
+    "web": "web server",
+}
+WEB = tuple(SECTIONS)
+DESKTOP = ("engine", "streaming", "expressive", "safety", "watermark")
+CLI = ("engine", "expressive", "safety", "watermark")
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Settings)
+    return {name: hints[name] for name in SECTIONS}
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+
+
+def _env_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("env", ENV_PREFIX + f.name.upper())
+
+
+def _base_type(hint: Any) -> type:
+    """``int | None`` → int; ``Path`` → Path."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def _parse(kind: type, raw: str, name: str) -> Any:
+    if kind is bool:
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{name} must be a yes/no value, not {raw!r}")
+    if kind is Path:
+        return Path(raw).expanduser()
+    try:
+        return kind(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a {kind.__name__}, not {raw!r}") from e
+
+
+def add_arguments(parser: argparse.ArgumentParser, sections: Iterable[str] = WEB) -> None:
+    """One argument group per section; defaults stay None so that unset flags leave the environment's value."""
+    for name in sections:
+        cls = _section_types()[name]
+        hints = typing.get_type_hints(cls)
+        group = parser.add_argument_group(SECTIONS[name])
+        for f in dataclasses.fields(cls):
+            kind = _base_type(hints[f.name])
+            default = f.default if f.default is not dataclasses.MISSING else None
+            help_text = f"{f.metadata.get('help', '')} (env {_env_name(f)}; default: {default})"
+            if kind is bool:
+                group.add_argument(_flag(f), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                                   help=help_text)  # fmt: skip
+            else:
+                group.add_argument(_flag(f), dest=f.name, type=kind, default=None, metavar=f.name.upper(),
+                                   choices=f.metadata.get("choices"), help=help_text)  # fmt: skip
+
+
+def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the environment, then the flags that were given. Raises ValueError in plain words."""
+    environ = os.environ if environ is None else environ
+    sections = {}
+    for name, cls in _section_types().items():
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(_env_name(f))
+            if raw is not None and raw != "":
+                values[f.name] = _parse(_base_type(hints[f.name]), raw, _env_name(f))
+            given = getattr(args, f.name, None) if args is not None else None
+            if given is not None:
+                values[f.name] = given
+        if cls is EngineOptions and "cache_dir" not in values and environ.get("XDG_CACHE_HOME"):
+            values["cache_dir"] = Path(environ["XDG_CACHE_HOME"]) / "parley"
+        sections[name] = cls(**values)
+    return Settings(**sections)

@@ -1,0 +1,112 @@
+"""The engine's half of the safety stage: it runs the decodes a judge asks for and applies the judge's masks.
+
+One function holds the MinTox control flow (judge; if the translation added offensive words, decode once more with
+them banned and judge the new text) for every path; each path passes the decode it can make (a whole-utterance
+re-decode for files and text, a commit-sized continuation after the committed prefix for live speech).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from engine.hooks import Judge, Report, Verdict
+from engine.masking import mask
+from engine.tasks import Task
+from engine.translator import Encoded, TranslationResult, Translator
+
+_Payload = TypeVar("_Payload")
+
+
+def judge_and_mitigate(
+    judge: Judge,
+    redecode: Callable[[tuple[str, ...]], tuple[str, _Payload] | None],
+    source_text: str | None,
+    src_lang: str | None,
+    text: str,
+    tgt_lang: str,
+    **judge_kwargs,
+) -> tuple[Verdict, str, _Payload | None]:
+    """MinTox (Tan et al., 2023): the final verdict, the text it is about, and the re-decode's payload (None when
+    the first decode stands)."""
+    verdict = judge.judge(source_text, src_lang, text, tgt_lang, **judge_kwargs)
+    if not verdict.words_to_ban:
+        return verdict, text, None
+    redone = redecode(verdict.words_to_ban)
+    new_text, payload = redone if redone is not None else (text, None)
+    final = judge.judge(
+        source_text, src_lang, new_text, tgt_lang, first=verdict, redecoded=redone is not None, **judge_kwargs
+    )
+    return final, new_text, payload
+
+
+def checked_decode(
+    translator: Translator,
+    judge: Judge,
+    encoded: Encoded,
+    result: TranslationResult,
+    source_text: str | None,
+    src_lang: str | None,
+    speaker_id: int | None = None,
+) -> tuple[TranslationResult, Report]:
+    """Judge one finished translation (file and text paths): the result to use (itself, the MinTox re-decode from
+    the same ``encoded``, or a masked and silenced copy) and its report. ``encoded`` is the encoder output of this
+    one item. For speech input without ``source_text`` but with ``src_lang``, the transcript is decoded from
+    ``encoded`` (no second encoder pass)."""
+    started = time.perf_counter()
+    transcription = result.task is Task.ASR
+    if source_text is None and src_lang is not None and result.task.speech_input and not transcription:
+        source_text = translator.decode(encoded, Task.S2TT, src_lang)[0].text
+
+    def redecode(words: tuple[str, ...]) -> tuple[str, TranslationResult] | None:
+        ids = translator.banned_ids(words)
+        if not ids:
+            return None
+        new = translator.decode(encoded, result.task, result.tgt_lang, speaker_id, bad_words_ids=ids)[0]
+        return new.text, new
+
+    verdict, _, redone = judge_and_mitigate(
+        judge, redecode, source_text, src_lang, result.text, result.tgt_lang,
+        transcription=transcription, alternatives=not transcription,
+    )  # fmt: skip
+    checked = redone if redone is not None else result
+    if verdict.alternative_source is not None and src_lang is not None:
+        translated = translator.translate([verdict.alternative_source], Task.T2TT, result.tgt_lang, src_lang=src_lang)
+        verdict = judge.with_alternative(verdict, translated[0].text, checked.text, result.tgt_lang)
+    if verdict.mask_spans:
+        silent = None if checked.waveform is None else np.zeros_like(checked.waveform)
+        checked = dataclasses.replace(checked, text=mask(checked.text, verdict.mask_spans), waveform=silent, units=None)
+    timings = result.timings_s | {"safety": time.perf_counter() - started}
+    return dataclasses.replace(checked, timings_s=timings), verdict.report
+
+
+def translate_texts_checked(
+    translator: Translator,
+    judge: Judge | None,
+    texts: Sequence[str],
+    task: Task | str,
+    tgt_lang: str,
+    src_lang: str,
+    speaker_id: int | None = None,
+) -> list[tuple[TranslationResult, Report | None]]:
+    """The text path: one encoder pass for the batch, each result judged (a mitigation re-decodes from the same
+    encoder output). Returns (result, report) per input, in order; the report is None without a judge."""
+    task = Task(task)
+    if task.speech_input:
+        raise ValueError(f"{task.value} takes speech; the text path takes t2tt or t2st")
+    if not texts:
+        return []
+    tgt = translator.check_target(tgt_lang, task.speech_output)
+    src = translator.check_source_text(src_lang)
+    encoded = translator.encode_text(list(texts), src)
+    results = translator.decode(encoded, task, tgt, speaker_id)
+    if judge is None:
+        return [(result, None) for result in results]
+    return [
+        checked_decode(translator, judge, encoded.item(i), result, text, src, speaker_id)
+        for i, (text, result) in enumerate(zip(texts, results, strict=True))
+    ]
