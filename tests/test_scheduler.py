@@ -14,11 +14,16 @@ from concurrent.futures import Future
 import numpy as np
 import pytest
 
+from engine.audio import SAMPLE_RATE_HZ, load_audio
 from engine.batched_decoding import DecodeRow, GreedyBatch
 from engine.scheduler import InferenceScheduler, SchedulerOptions
 from engine.scheduler_calls import Call, Kind, Priority, SchedulerBusyError, SchedulerClosedError, pick_calls
+from engine.stream_events import CommittedText
+from engine.streaming import StreamingSession
 from engine.tasks import Task
 from engine.translator import Translator
+from engine.vad import StreamingVad
+from tests.conftest import espeak, recording
 
 LENGTHS_S = (1.0, 2.3, 0.7, 3.1, 1.6, 0.9, 2.0, 1.2)
 TARGETS = ("spa", "fra", "deu", "eng")
@@ -134,6 +139,39 @@ def test_stream_alone_equals_stream_among_seven(translator, scheduler, audios):
             assert np.array_equal(a, b) and np.array_equal(b, c)
         else:
             assert a == b == c
+    assert max(scheduler.batch_sizes[Kind.CONTINUE]) > 1
+
+
+@pytest.fixture(scope="module")
+def voices(speech_dir) -> list[np.ndarray]:
+    """Eight short recordings (two utterances each, with a pause), different texts and voices."""
+    texts = ["Good morning and welcome", "We speak slowly today", "This is the last one", "Thank you all"]
+    out = []
+    for i in range(8):
+        utts = [
+            load_audio(espeak(texts[(i + j) % 4], speech_dir / f"sched{i}-{j}.wav", speed_wpm=150 + 10 * i))
+            for j in range(2)
+        ]
+        out.append(recording(utts, [0.8, 0.3])[0])
+    return out
+
+
+def live_stream(backend, vad_model, audio: np.ndarray) -> list[tuple[str, tuple[int, ...]]]:
+    """A StreamingSession fed 0.5 s chunks; its committed text pieces and tokens."""
+    session = StreamingSession(backend, StreamingVad.for_new_stream(vad_model), "cmn", preset="low")
+    events = []
+    for i in range(0, audio.shape[0], SAMPLE_RATE_HZ // 2):
+        events += session.push(audio[i : i + SAMPLE_RATE_HZ // 2], SAMPLE_RATE_HZ)
+    events += session.finish()
+    return [(e.text, e.token_ids) for e in events if isinstance(e, CommittedText)]
+
+
+def test_session_alone_equals_session_among_seven(translator, scheduler, vad_model, voices):
+    """Issue 13's exactness test: the same stream alone and among 7 others on threads commits the same text."""
+    alone = live_stream(translator, vad_model, voices[0])
+    assert alone and alone == live_stream(scheduler.session("alone"), vad_model, voices[0])
+    crowd = on_threads(lambda i: live_stream(scheduler.session(i), vad_model, voices[i]), 8)
+    assert crowd[0] == alone
     assert max(scheduler.batch_sizes[Kind.CONTINUE]) > 1
 
 
