@@ -89,6 +89,8 @@ class InferenceScheduler:
         self._closed = False
         #: Rows of every model pass, for benchmarks (kind → list of batch sizes).
         self.batch_sizes: dict[Kind, list[int]] = {k: [] for k in Kind}
+        #: Seconds the worker spent in model passes, per kind (for benchmarks).
+        self.busy_s: dict[Kind, float] = dict.fromkeys(Kind, 0.0)
         self._worker = threading.Thread(target=self._run, name="parley-scheduler", daemon=True)
         self._worker.start()
 
@@ -207,6 +209,7 @@ class InferenceScheduler:
                 for c in group:
                     c.future.set_exception(e)
                 continue
+            self.busy_s[kind] += time.perf_counter() - started
             for c, r in zip(group, results, strict=True):
                 c.future.set_result((r, CallTiming(started - c.enqueued_s, time.perf_counter() - started, len(group))))
 
@@ -218,6 +221,7 @@ class InferenceScheduler:
                 del self._decodes[priority]
                 continue
             self.batch_sizes[Kind.CONTINUE].append(decode.batch.batch_size)
+            started = time.perf_counter()
             try:
                 decode.batch.step()
             except Exception as e:
@@ -226,6 +230,7 @@ class InferenceScheduler:
                         c.future.set_exception(e)
                 del self._decodes[priority]
                 continue
+            self.busy_s[Kind.CONTINUE] += time.perf_counter() - started
             self._answer(decode)
             if decode.batch.done:
                 del self._decodes[priority]

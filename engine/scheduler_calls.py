@@ -11,6 +11,7 @@ saves little; the bandwidth-bound text decoder is where batching pays, and it ba
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.translator import HEAD_TOKENS, Encoded, Translator
+from engine.audio import SAMPLE_RATE_HZ
+from engine.translator import HEAD_TOKENS, Encoded, Translator, _length_mask  # to be public (see report)
 
 
 class Kind(enum.Enum):
     """Calls of one kind can share a model pass."""
 
-    ENCODE = "encode"  # payload: (16 kHz audio,) or (text, src_lang)
+    ENCODE = "encode"  # payload: (speech features, their mask) from speech_features(), or (text, src_lang)
     CONTINUE = "continue_text"  # payload: (DecodeRow,)
     SPEAK = "speak"  # payload: (Encoded, tgt_lang, full token sequence, new_count, speaker_id)
 
@@ -71,7 +73,8 @@ class Call:
     def shape_key(self) -> object:
         """Calls with equal keys batch without padding."""
         if self.kind is Kind.ENCODE:
-            return ("speech", len(self.payload[0])) if len(self.payload) == 1 else ("text", self.payload[1])
+            features, other = self.payload
+            return ("text", other) if isinstance(features, str) else ("speech", features.shape[1])
         return id(self)  # speech synthesis always runs alone (see the module docstring)
 
 
@@ -102,13 +105,29 @@ def pick_calls(
     return chosen + [c for c in same if c not in chosen][: limit - len(chosen)]
 
 
+def speech_features(translator: Translator, audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """One 16 kHz waveform → its (1, frames, 160) features and (1, frames) mask, as ``Translator.encode_speech``
+    computes them. Numpy work: the caller's thread does it, so the worker only runs the model."""
+    features = translator.loaded.feature_extractor(
+        [np.asarray(audio, dtype=np.float32)], sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt", padding=True
+    )
+    return features["input_features"], features["attention_mask"]
+
+
+@torch.inference_mode()
 def run_encode_group(translator: Translator, payloads: Sequence[tuple]) -> list[Encoded]:
-    """Same-shaped speech (or same-language text) → one :class:`Encoded` per row, each of batch size one."""
-    if len(payloads[0]) == 1:
-        encoded = translator.encode_speech([p[0] for p in payloads])
-    else:
+    """Same-length speech features (or same-language texts) → one :class:`Encoded` per row, of batch size one."""
+    if isinstance(payloads[0][0], str):
         encoded = translator.encode_text([p[0] for p in payloads], payloads[0][1])
-    return [_row(encoded, i) for i in range(len(payloads))]
+        return [_row(encoded, i) for i in range(len(payloads))]
+    started = time.perf_counter()
+    loaded, model = translator.loaded, translator.loaded.model
+    features = torch.cat([p[0] for p in payloads]).to(loaded.device, loaded.dtype)
+    mask = torch.cat([p[1] for p in payloads]).to(loaded.device)
+    hidden = model.speech_encoder(input_features=features, attention_mask=mask).last_hidden_state
+    lengths = model._compute_sub_sample_lengths_from_attention_mask(mask)
+    seconds = time.perf_counter() - started
+    return [_row(Encoded(hidden, _length_mask(hidden, lengths), seconds), i) for i in range(len(payloads))]
 
 
 def _row(encoded: Encoded, i: int) -> Encoded:

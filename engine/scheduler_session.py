@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.batched_decoding import DecodeRow
 from engine.languages import UnknownLanguageError
-from engine.scheduler_calls import CallTiming, Kind, Priority
+from engine.scheduler_calls import CallTiming, Kind, Priority, speech_features
 from engine.tasks import Task
 from engine.translator import HEAD_TOKENS, Encoded, TranslationResult
 
@@ -50,7 +50,7 @@ class SessionBackend:
     # ---- StreamingBackend ---------------------------------------------------------------------------------------
 
     def encode(self, audio: np.ndarray) -> Encoded:
-        return self._submit(Kind.ENCODE, (np.asarray(audio, dtype=np.float32),))
+        return self._submit(Kind.ENCODE, speech_features(self._translator, audio))
 
     def continue_text(
         self,
