@@ -8,9 +8,12 @@ scheduler. A stream's lag after a chunk is how far its processed audio trails th
 stream began minus the seconds of speech handled. Each N runs with batching on and then off, side by side.
 
     .venv/bin/python bench/capacity.py                          # tiny model, a few minutes on 2 cores
-    flock /tmp/parley-fullsize.lock .venv/bin/python bench/capacity.py --size full --streams 1,8 --speech-s 6
+    flock /tmp/parley-fullsize.lock .venv/bin/python bench/capacity.py --size full   # ~12 GB, a few minutes
 
-The issue's targets are printed under the table (tiny model: 8 streams + 4 uploads).
+The issue's targets are printed under the table (tiny model: 8 streams + 4 uploads). With ``--size full`` (the
+full-size architecture, random weights) it measures what batching buys per decoder step: one greedy step with KV
+cache for 1 and for 8 rows (10 s of encoder frames each, 8 forced prefix tokens), at fp32, bf16 and int8; live
+streams are not run at full size unless ``--streams`` is given (one 2-core CPU cannot keep even one in real time).
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from bench.full_model import full_size_random
 from bench.streaming import BROWSER_RATE_HZ, CHUNK_S, SENTENCES, browser_chunks, speak
 from engine.audio import SAMPLE_RATE_HZ
+from engine.batched_decoding import DecodeRow, GreedyBatch
 from engine.models import load_model
 from engine.options import EngineOptions
+from engine.precision import choose_precision
 from engine.scheduler import InferenceScheduler, SchedulerOptions
 from engine.scheduler_calls import Kind, Priority
 from engine.streaming import StreamingSession
@@ -42,6 +47,8 @@ from engine.translator import Translator
 from engine.vad import StreamingVad, load_vad_model
 
 TARGETS = ("spa", "fra", "deu", "cmn")
+#: Encoder frames of 10 s of speech after the adaptor's subsampling (what a decoder step attends to).
+STEP_FRAMES = 63
 TEXTS = ("Where is the station?", "The meeting starts at nine.", "Thank you for your help today.")
 
 
@@ -148,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--precision", default="auto", help="tiny model only (the full size runs at fp32 and bf16)")
-    parser.add_argument("--streams", default="1,2,4,8,16", help="comma-separated N")
+    parser.add_argument("--streams", help="comma-separated N (default 1,2,4,8,16 on the tiny model, none at full size)")
     parser.add_argument("--uploads", type=int, default=4, help="M file uploads beside the streams")
     parser.add_argument("--speech-s", type=float, default=16.0, help="length of each live stream")
     parser.add_argument(
@@ -163,7 +170,11 @@ def main() -> None:
     streams = [browser_chunks(a) for a in audio]
     options = EngineOptions(model="tiny", device="cpu", precision=args.precision)
     loaded = load_model(options)
+    streams_n = args.streams or ("1,2,4,8,16" if args.size == "tiny" else "")
     if args.size == "full":
+        decode_step_table(loaded)
+        if not streams_n:
+            return
         loaded = full_size_random(loaded)
     translator, vad_model = Translator(loaded, options), load_vad_model()
     print(f"model: {loaded.name}, precision {loaded.precision.status}, {args.threads} torch threads; "
@@ -171,11 +182,53 @@ def main() -> None:
           f"{args.uploads} uploads of {len(segments)} segments, 3 text requests")  # fmt: skip
 
     results: dict[tuple[int, bool], Run] = {}
-    for n in [int(x) for x in args.streams.split(",")]:
+    for n in [int(x) for x in streams_n.split(",")]:
         for batching in (True, False):
             results[n, batching] = one_run(translator, vad_model, streams, segments, n, args.uploads, batching)
             print_row(n, batching, results[n, batching])
     print_targets(results, args.uploads)
+
+
+def step_ms(model: torch.nn.Module, rows: int, repeats: int = 4) -> float:
+    """Median milliseconds of one greedy decoder step with KV cache for ``rows`` rows (after the prompt's pass)."""
+    hidden = model.config.hidden_size
+    encoder = torch.randn(STEP_FRAMES, hidden, generator=torch.Generator().manual_seed(0)).to(model.dtype)
+    row = DecodeRow(encoder, "spa", tuple(range(10, 18)), max_new_tokens=repeats + 2)
+    batch = GreedyBatch(model, [row] * rows)
+    batch.step()  # the prompt
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        batch.step()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def decode_step_table(tiny) -> None:
+    """Full-size decoder step, 1 vs 8 rows, per precision (fp32 → bf16 in place; int8 from a fresh copy)."""
+    print(f"full-size architecture, {torch.get_num_threads()} torch threads; one decoder step with KV cache:")
+    print(f"{'precision':>10} {'1 row ms':>9} {'8 rows ms':>10} {'per row ms':>10} {'8 / 1':>6}")
+    figures = {}
+    loaded = full_size_random(tiny)
+    for precision in ("fp32", "bf16"):
+        if precision == "bf16":
+            loaded.model.to(torch.bfloat16)
+        figures[precision] = step_ms(loaded.model, 1), step_ms(loaded.model, 8)
+        print_step_row(precision, *figures[precision])
+    del loaded
+    quantized = full_size_random(tiny, quantize=True)
+    figures["int8"] = step_ms(quantized.model, 1), step_ms(quantized.model, 8)
+    print_step_row("int8", *figures["int8"])
+    auto = choose_precision("auto", torch.device("cpu")).precision
+    fastest_one = min(one for one, _ in figures.values())
+    ratio = figures[auto][1] / fastest_one
+    print(f"target: 8 rows at {auto} (auto) = {figures[auto][1]:.0f} ms vs the fastest single-row step "
+          f"{fastest_one:.0f} ms: {ratio:.2f}x (target <= 1.5x): {'met' if ratio <= 1.5 else 'NOT met'}")  # fmt: skip
+
+
+def print_step_row(precision: str, one_ms: float, eight_ms: float) -> None:
+    ratio = eight_ms / one_ms
+    print(f"{precision:>10} {one_ms:>9.0f} {eight_ms:>10.0f} {eight_ms / 8:>10.0f} {ratio:>6.2f}", flush=True)
 
 
 def print_row(n: int, batching: bool, run: Run) -> None:
