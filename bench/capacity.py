@@ -112,7 +112,9 @@ def texts(scheduler, key: str, run: Run, every_s: float, count: int) -> None:
         time.sleep(every_s)
         started = time.perf_counter()
         try:
-            scheduler.translate([TEXTS[i % len(TEXTS)]], Task.T2TT, "fra", src_lang="eng", key=key)
+            scheduler.translate(
+                [TEXTS[i % len(TEXTS)]], Task.T2TT, "fra", src_lang="eng", key=key, priority=Priority.LIVE
+            )
         except Exception as e:
             run.fail(e)
         run.text_s.append(time.perf_counter() - started)

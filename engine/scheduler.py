@@ -47,14 +47,17 @@ from engine.translator import Encoded, TranslationResult, Translator
 
 @dataclass(frozen=True)
 class SchedulerOptions:
+    """The scheduler's settings; each field's ``help`` metadata is its flag's help text (``compose.settings`` reads
+    ``PARLEY_<FIELD>`` and ``--field-name`` for it, as for :class:`engine.options.EngineOptions`)."""
+
     #: How long the worker waits for more calls of the same kind before it starts a batch, in milliseconds.
-    wait_window_ms: float = 5.0
+    wait_window_ms: float = field(default=5.0, metadata={"help": "how long a batch waits for more calls (ms)"})
     #: Most rows in one model pass (bounds memory: the KV cache grows with rows × tokens).
-    max_batch_rows: int = 8
+    max_batch_rows: int = field(default=8, metadata={"help": "most rows in one model pass"})
     #: Most calls waiting at once; one more is refused with SchedulerBusyError.
-    max_queued_calls: int = 256
+    max_queued_calls: int = field(default=256, metadata={"help": "most queued model calls before 'busy'"})
     #: False runs every call alone (the capacity bench's baseline); the scheduling order is the same.
-    batching: bool = True
+    batching: bool = field(default=True, metadata={"help": "batch model calls across sessions"})
 
     def __post_init__(self) -> None:
         if self.wait_window_ms < 0:
