@@ -131,6 +131,40 @@ class GreedyBatch:
         elif len(keep) < len(self._active):
             self._select(keep)
 
+    @torch.inference_mode()
+    def absorb(self, other: GreedyBatch) -> int:
+        """Take ``other``'s active rows into this batch (continuous batching: rows that arrive while this batch
+        decodes join it after their own prompt pass). Both must have stepped at least once. Shorter KV caches are
+        left-padded and shorter encoder outputs right-padded, both masked, so each row computes what it did alone.
+        Returns the offset of ``other``'s row numbers here (its row ``r`` becomes ``offset + r``)."""
+        if self.steps == 0 or other.steps == 0:
+            raise ValueError("both batches must have read their prompts")
+        offset = len(self.sequences)
+        if other.done:
+            return offset
+        width = max(self._valid.shape[1], other._valid.shape[1])
+        frames = max(self._encoder.shape[1], other._encoder.shape[1])
+        mine, theirs = self._cache, other._cache
+        for a, b in zip(mine.self_attention_cache.layers, theirs.self_attention_cache.layers, strict=True):
+            a.keys = torch.cat([_pad_left(a.keys, width, -2), _pad_left(b.keys, width, -2)])
+            a.values = torch.cat([_pad_left(a.values, width, -2), _pad_left(b.values, width, -2)])
+        for a, b in zip(mine.cross_attention_cache.layers, theirs.cross_attention_cache.layers, strict=True):
+            a.keys = torch.cat([_pad_right(a.keys, frames, -2), _pad_right(b.keys, frames, -2)])
+            a.values = torch.cat([_pad_right(a.values, frames, -2), _pad_right(b.values, frames, -2)])
+        self._pads = torch.cat([self._pads + width - self._valid.shape[1], other._pads + width - other._valid.shape[1]])
+        self._valid = torch.cat([_pad_left(self._valid, width, 1), _pad_left(other._valid, width, 1)])
+        self._encoder = torch.cat([_pad_right(self._encoder, frames, 1), _pad_right(other._encoder, frames, 1)])
+        self._cross = torch.cat([_pad_right(self._cross, frames, 1), _pad_right(other._cross, frames, 1)])
+        self._next_input = torch.cat([self._next_input, other._next_input])
+        self.sequences += other.sequences
+        self._prompt_lengths += other._prompt_lengths
+        self._budgets += other._budgets
+        self._processors += other._processors
+        self._finished += other._finished
+        self._active += [offset + r for r in other._active]
+        other._active = []
+        return offset
+
     def _forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(active, new) token ids → float32 logits (active, vocab) at the last position."""
         past = self._cache.get_seq_length()
@@ -163,6 +197,20 @@ class GreedyBatch:
         self._encoder, self._cross = self._encoder[index], self._cross[index]
         self._valid, self._pads, self._next_input = self._valid[index], self._pads[index], self._next_input[index]
         self._active = [self._active[b] for b in keep]
+
+
+def _pad_left(t: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Zeros (or False) before ``t`` along ``dim`` up to ``size``."""
+    shape = list(t.shape)
+    shape[dim] = size - t.shape[dim]
+    return torch.cat([t.new_zeros(shape), t], dim=dim) if shape[dim] else t
+
+
+def _pad_right(t: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Zeros (or False) after ``t`` along ``dim`` up to ``size``."""
+    shape = list(t.shape)
+    shape[dim] = size - t.shape[dim]
+    return torch.cat([t, t.new_zeros(shape)], dim=dim) if shape[dim] else t
 
 
 def _row_processors(

@@ -11,8 +11,9 @@ any number of threads submit calls; one worker thread forms batches of the same 
   (:mod:`engine.scheduler_calls`); they run one after the other in the same turn.
 
 Fairness: live calls (:attr:`Priority.LIVE`) are taken before file segments and text requests, and calls of one
-priority round-robin across sessions. At most one decode batch per priority is in flight; the worker interleaves
-their steps, so a long file segment delays a live row by one step, not by its whole decode. The queue is bounded:
+priority round-robin across sessions. At most one decode batch per priority is in flight (rows arriving meanwhile
+join it after their prompt pass); the worker interleaves the priorities' steps, so a long file segment delays a
+live row by one step, not by its whole decode. The queue is bounded:
 a call beyond ``max_queued_calls`` raises :class:`SchedulerBusyError` at once. Every call's queue wait is measured
 and kept on the session's :class:`SessionBackend`, so a session can see that it falls behind and coarsen its steps.
 """
@@ -167,7 +168,8 @@ class InferenceScheduler:
     def _take(self) -> list[Call]:
         """Under the lock: the next group of calls to run (maybe empty, when only decodes are in flight)."""
         limit = self.options.max_batch_rows if self.options.batching else 1
-        chosen = pick_calls(self._pending, set(self._decodes), self._last_served, limit)
+        full = {p for p, d in self._decodes.items() if d.batch is None or d.batch.batch_size >= limit}
+        chosen = pick_calls(self._pending, full, self._last_served, limit)
         for c in chosen:
             self._pending.remove(c)
             self._last_served[c.key] = next(self._served)
@@ -200,8 +202,7 @@ class InferenceScheduler:
         started = time.perf_counter()
         kind = calls[0].kind
         if kind is Kind.CONTINUE:
-            rows = [c.payload[0] for c in calls]
-            self._decodes[calls[0].priority] = _Decode(_guarded(lambda: GreedyBatch(self.model, rows), calls), calls)
+            self._start_decode(calls)
             return
         runner: Callable = run_encode_group if kind is Kind.ENCODE else run_speak_group
         for group in _groups(calls):
@@ -216,27 +217,44 @@ class InferenceScheduler:
             for c, r in zip(group, results, strict=True):
                 c.future.set_result((r, CallTiming(started - c.enqueued_s, time.perf_counter() - started, len(group))))
 
+    def _start_decode(self, calls: list[Call]) -> None:
+        """A new decode batch; while one of the same priority is in flight, the newcomers read their prompts and
+        then join it (continuous batching), so rows that arrive mid-decode do not wait for it to end."""
+        rows = [c.payload[0] for c in calls]
+        new = _Decode(_guarded(lambda: GreedyBatch(self.model, rows), calls), calls)
+        current = self._decodes.get(calls[0].priority)
+        if new.batch is None:
+            return
+        if current is None or current.batch is None:
+            self._decodes[calls[0].priority] = new
+            return
+        if self._step(new) and not new.batch.done:
+            offset = current.batch.absorb(new.batch)
+            current.calls += new.calls
+            current.answered |= {offset + row for row in new.answered}
+
     def _step_decodes(self) -> None:
-        """One step of every decode in flight, live first; answer the rows that finished."""
+        """One step of every decode in flight, live first."""
         for priority in sorted(self._decodes):
             decode = self._decodes[priority]
-            if decode.batch is None:  # building it failed: its calls already hold the error
+            if decode.batch is None or not self._step(decode) or decode.batch.done:
                 del self._decodes[priority]
-                continue
-            self.batch_sizes[Kind.CONTINUE].append(decode.batch.batch_size)
-            started = time.perf_counter()
-            try:
-                decode.batch.step()
-            except Exception as e:
-                for c in decode.calls:
-                    if not c.future.done():
-                        c.future.set_exception(e)
-                del self._decodes[priority]
-                continue
-            self.busy_s[Kind.CONTINUE] += time.perf_counter() - started
-            self._answer(decode)
-            if decode.batch.done:
-                del self._decodes[priority]
+
+    def _step(self, decode: _Decode) -> bool:
+        """One step of ``decode``; answers the rows that finished. False when the step failed (its callers hold
+        the error)."""
+        self.batch_sizes[Kind.CONTINUE].append(decode.batch.batch_size)
+        started = time.perf_counter()
+        try:
+            decode.batch.step()
+        except Exception as e:  # the error belongs to the callers; the worker carries on
+            for c in decode.calls:
+                if not c.future.done():
+                    c.future.set_exception(e)
+            return False
+        self.busy_s[Kind.CONTINUE] += time.perf_counter() - started
+        self._answer(decode)
+        return True
 
     def _answer(self, decode: _Decode) -> None:
         now = time.perf_counter()

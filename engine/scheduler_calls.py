@@ -86,7 +86,7 @@ def pick_calls(
     The most urgent priority wins; within it, the session served longest ago (``last_served``: key → turn number;
     never served counts as earliest) picks the kind, and calls of that kind fill up to ``limit`` rows: one per
     session in round-robin order first, then further calls of the same sessions. Decode calls of a priority in
-    ``decoding`` wait until that priority's decode batch is done (they form the next one).
+    ``decoding`` (its batch in flight is full) wait until that batch has room.
     """
     ready = [c for c in pending if c.kind is not Kind.CONTINUE or c.priority not in decoding]
     if not ready:

@@ -93,6 +93,32 @@ def test_greedy_batch_equals_generate_per_row(translator, audios):
     assert widths[0] == 6 and widths[-1] < 6  # finished rows left the batch
 
 
+def test_rows_joining_mid_decode_equal_generate(translator, audios):
+    """Continuous batching: rows that join a batch in flight (other lengths, prompts, targets) decode as alone."""
+    specs = [(audios[i], TARGETS[i % 4], 3 * (i % 3), 10 + i) for i in range(5)]
+    rows, expected = [], []
+    for audio, tgt, prefix_n, budget in specs:
+        encoded = translator.encode(audio)
+        prefix = tuple(translator.continue_text(encoded, tgt, [], prefix_n))
+        expected.append(translator.continue_text(encoded, tgt, prefix, budget))
+        rows.append(DecodeRow(encoded.hidden_states[0], tgt, prefix, budget))
+    first = GreedyBatch(translator.loaded.model, rows[:2])
+    for _ in range(4):
+        first.step()
+    late = GreedyBatch(translator.loaded.model, rows[2:])
+    late.step()
+    offset = first.absorb(late)
+    assert first.batch_size == 5 and late.done
+    while not first.done:
+        first.step()
+    specials = set(translator.loaded.tokenizer.all_special_ids)
+    for i, want in enumerate(expected):
+        got = first.new_tokens(i if i < 2 else offset + i - 2)
+        while got and got[-1] in specials:
+            got.pop()
+        assert got == want
+
+
 def test_translate_through_scheduler_equals_translator(loaded, tiny_options, audios):
     """Eight concurrent uploads (different lengths and targets) and two text requests give, bit for bit, what the
     translator gives each alone: tokens, text, units and waveform."""
