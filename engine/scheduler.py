@@ -10,12 +10,13 @@ any number of threads submit calls; one worker thread forms batches of the same 
   because SeamlessM4T v2's speech encoder, text-to-unit model and vocoder are not invariant to padding
   (:mod:`engine.scheduler_calls`); they run one after the other in the same turn.
 
-Fairness: live calls (:attr:`Priority.LIVE`) are taken before file segments and text requests, and calls of one
+Fairness: live steps and text requests (:attr:`Priority.LIVE`) are taken before file segments, and calls of one
 priority round-robin across sessions. At most one decode batch per priority is in flight (rows arriving meanwhile
-join it after their prompt pass); the worker interleaves the priorities' steps, so a long file segment delays a
-live row by one step, not by its whole decode. The queue is bounded:
-a call beyond ``max_queued_calls`` raises :class:`SchedulerBusyError` at once. Every call's queue wait is measured
-and kept on the session's :class:`SessionBackend`, so a session can see that it falls behind and coarsen its steps.
+join it after their prompt pass); the worker interleaves the priorities' steps (a file decode takes one step per
+``live_steps_per_file_step`` live steps), so a long file segment delays a live row by one step, not by its whole
+decode. The queue is bounded: a call beyond ``max_queued_calls`` raises :class:`SchedulerBusyError` at once. Every
+call's queue wait is measured and kept on the session's :class:`SessionBackend`, so a session can see that it
+falls behind and coarsen its steps.
 """
 
 from __future__ import annotations
@@ -57,14 +58,16 @@ class SchedulerOptions:
     max_batch_rows: int = field(default=8, metadata={"help": "most rows in one model pass"})
     #: Most calls waiting at once; one more is refused with SchedulerBusyError.
     max_queued_calls: int = field(default=256, metadata={"help": "most queued model calls before 'busy'"})
+    #: While live rows decode, a file segment's decode advances one step per this many live steps.
+    live_steps_per_file_step: int = field(default=4, metadata={"help": "live decode steps per file decode step"})
     #: False runs every call alone (the capacity bench's baseline); the scheduling order is the same.
     batching: bool = field(default=True, metadata={"help": "batch model calls across sessions"})
 
     def __post_init__(self) -> None:
         if self.wait_window_ms < 0:
             raise ValueError("wait_window_ms must not be negative")
-        if self.max_batch_rows < 1 or self.max_queued_calls < 1:
-            raise ValueError("max_batch_rows and max_queued_calls must be at least 1")
+        if self.max_batch_rows < 1 or self.max_queued_calls < 1 or self.live_steps_per_file_step < 1:
+            raise ValueError("max_batch_rows, max_queued_calls and live_steps_per_file_step must be at least 1")
 
 
 @dataclass
@@ -90,6 +93,7 @@ class InferenceScheduler:
         self._decodes: dict[Priority, _Decode] = {}
         self._served = itertools.count()  # round-robin clock: each session remembers when it was last served
         self._last_served: dict[object, int] = {}
+        self._turns = itertools.count()  # worker turns with live decodes in flight (file steps take every n-th)
         self._closed = False
         #: Rows of every model pass, for benchmarks (kind → list of batch sizes).
         self.batch_sizes: dict[Kind, list[int]] = {k: [] for k in Kind}
@@ -234,8 +238,11 @@ class InferenceScheduler:
             current.answered |= {offset + row for row in new.answered}
 
     def _step_decodes(self) -> None:
-        """One step of every decode in flight, live first."""
+        """One step of every decode in flight, live first; file decodes yield to live ones (see the options)."""
+        live = Priority.LIVE in self._decodes
         for priority in sorted(self._decodes):
+            if priority is Priority.FILE and live and next(self._turns) % self.options.live_steps_per_file_step:
+                continue
             decode = self._decodes[priority]
             if decode.batch is None or not self._step(decode) or decode.batch.done:
                 del self._decodes[priority]
