@@ -22,6 +22,7 @@ falls behind and coarsen its steps.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,8 @@ from engine.scheduler_calls import (
 from engine.scheduler_session import SessionBackend
 from engine.tasks import Task
 from engine.translator import Encoded, TranslationResult, Translator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -197,9 +200,16 @@ class InferenceScheduler:
 
     def _run(self) -> None:
         while (calls := self._wait_for_work()) is not None:
-            if calls:
-                self._start(calls)
-            self._step_decodes()
+            try:
+                if calls:
+                    self._start(calls)
+                self._step_decodes()
+            except Exception as e:  # a bug must not stop the worker: its calls fail, everyone else carries on
+                log.exception("scheduler turn failed")
+                for c in calls + [c for d in self._decodes.values() for c in d.calls]:
+                    if not c.future.done():
+                        c.future.set_exception(e)
+                self._decodes.clear()
         self._fail_all()
 
     def _start(self, calls: list[Call]) -> None:
@@ -224,9 +234,12 @@ class InferenceScheduler:
     def _start_decode(self, calls: list[Call]) -> None:
         """A new decode batch; while one of the same priority is in flight, the newcomers read their prompts and
         then join it (continuous batching), so rows that arrive mid-decode do not wait for it to end."""
+        current = self._decodes.get(calls[0].priority)
+        if current is not None and current.batch is not None and current.batch.steps == 0:
+            calls = current.calls + calls  # not started yet (file steps wait for live ones): start them together
+            current = None
         rows = [c.payload[0] for c in calls]
         new = _Decode(_guarded(lambda: GreedyBatch(self.model, rows), calls), calls)
-        current = self._decodes.get(calls[0].priority)
         if new.batch is None:
             return
         if current is None or current.batch is None:
