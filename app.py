@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ui.app import build_app, launch
 
-    launch(build_app(settings), settings)
+    launch(*build_app(settings))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ the stage's real-time factor and the delay it adds to each streamed speech chunk
 
     nice -n 10 .venv/bin/python bench/expressive.py             # 30 items, about half a minute on 2 cores
     nice -n 10 .venv/bin/python bench/expressive.py --items 12  # quicker
+    nice -n 10 .venv/bin/python bench/expressive.py --libraries 6  # and the library comparison (needs
+                                                                   # requirements-bench.txt)
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from engine.audio import SAMPLE_RATE_HZ, load_audio
-from engine.expressive import ExpressiveOptions, ExpressiveStage, PitchProfile, track_f0
 from engine.expressivity_metrics import Expressivity, expressivity
+from engine.prosody import ExpressiveOptions, ExpressiveStage
+from engine.prosody.analysis import PitchProfile, track_f0
 
 TGT, SRC = "spa", "eng"
 VOICES = ("en", "en-us", "en+f3", "en+m3", "en+f2", "en-gb-x-rp")
@@ -139,6 +142,13 @@ def row(name: str, off: float, on: float, better: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=30, help="test items (at least 3)")
+    parser.add_argument(
+        "--libraries",
+        type=int,
+        metavar="CLIPS",
+        default=0,
+        help="also compare the hand-written signal processing with the libraries on CLIPS clips (6: ~10 min)",
+    )
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         print("espeak-ng is missing: run scripts/setup.sh", file=sys.stderr)
@@ -162,6 +172,7 @@ def main() -> int:
     print(row("Rate (Spearman rho)", off_metrics.rate_correlation, on_metrics.rate_correlation, "higher"))
     print(row("Pause alignment (0-1)", off_metrics.pause_alignment, on_metrics.pause_alignment, "higher"))
     print(row("F0 median error (semitones)", off_metrics.f0_error_st, on_metrics.f0_error_st, "lower"))
+    print(row("F0 contour correlation", off_metrics.contour_correlation, on_metrics.contour_correlation, "higher"))
     print(row("Loudness error (LU)", off_metrics.loudness_error_lu, on_metrics.loudness_error_lu, "lower"))
     out_s = sum(x.shape[0] for x in on) / SAMPLE_RATE_HZ
     neutral_s = sum(item.output.shape[0] for item in items) / SAMPLE_RATE_HZ
@@ -171,6 +182,11 @@ def main() -> int:
         f"streaming: added delay per {STREAM_CHUNK_S:.0f} s speech chunk: mean {delays_ms.mean():.0f} ms, "
         f"p95 {np.percentile(delays_ms, 95):.0f} ms, max {delays_ms.max():.0f} ms"
     )
+    if args.libraries:
+        from bench.expressive_libraries import library_comparison, print_table
+
+        clips = [x for item in items for x in (item.output, item.source / np.abs(item.source).max() * 0.9)]
+        print_table(library_comparison(clips[: args.libraries]))
     return 0
 
 

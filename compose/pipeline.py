@@ -13,19 +13,21 @@ import numpy as np
 import torch
 
 from compose.settings import Settings
-from engine.expressive import ExpressiveOptions, ExpressiveStage, VoiceMatcher
 from engine.file_translation import FileTranslation, Progress, translate_recording
 from engine.hooks import Report
 from engine.mitigation import translate_texts_checked
 from engine.models import LoadedModel, load_model
+from engine.prosody import ExpressiveOptions, ExpressiveStage
+from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from engine.translator import TranslationResult, Translator
 from engine.vad import Segmenter, StreamingVad, VadOptions, load_vad_model
+from engine.voices import VoiceMatcher
 from safety.judge import SafetyJudge, SafetyOptions
 from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
-from safety.watermark import DEVELOPMENT_KEY, Watermarker, WatermarkKey, create_watermarker
+from safety.watermark import WatermarkConfig, Watermarker, create_watermarker
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class Pipeline:
         expressive: bool | None = None,
     ) -> StreamingSession:
         """A new live session (one per stream) with its own VAD state."""
-        task = Task(task)
+        task, streaming = Task(task), self.settings.streaming
         if task is not Task.ASR:
             self.translator.check_target(tgt_lang, task.speech_output)
         if src_lang is not None:
@@ -73,11 +75,12 @@ class Pipeline:
             StreamingVad.for_new_stream(self.vad_model),
             tgt_lang,
             task=task,
-            preset=preset or self.settings.streaming.preset,
+            preset=preset or streaming.preset,
             src_lang=src_lang,
             speaker_id=self.settings.engine.speaker_id,
             expressive=self._stage(expressive),
             judge=self.judge,
+            limits=LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s),
         )
 
     def translate_recording(
@@ -103,14 +106,6 @@ class Pipeline:
         return translate_texts_checked(self.translator, self.judge, texts, task, tgt_lang, src_lang)
 
 
-def watermark_key(secret: str | None) -> WatermarkKey:
-    """The deployment's key, or the public development key with a warning."""
-    if not secret:
-        log.warning("No watermark key is set (PARLEY_WATERMARK_KEY): using the public development key")
-        secret = DEVELOPMENT_KEY
-    return WatermarkKey(secret)
-
-
 def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:
     """Load (or take) the model and build every stage from ``settings``. Vocoder voices are measured here, at
     start-up (or read from their cache), never during someone's first live commit."""
@@ -126,10 +121,20 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         judge = SafetyJudge(options, tokenize=loaded.tokenizer.tokenize)  # ETOX: the model's own tokens
     expressive_options = ExpressiveOptions(cache_dir=settings.engine.cache_dir)
     voices = VoiceMatcher(translator, expressive_options)
-    voices.profiles()
-    watermarker = create_watermarker(
-        settings.watermark.watermark_backend, watermark_key(settings.watermark.watermark_key)
+    voices.prepare()
+    # No key: the public development key, with a warning (WatermarkKey.from_secret).
+    mark = settings.watermark
+    config = WatermarkConfig(
+        mark.watermark_backend,
+        key_secret=mark.watermark_key or None,
+        audiowmark_binary=mark.audiowmark_binary,
+        audiowmark_key_file=mark.audiowmark_key_file,
+        audiowmark_strength=mark.audiowmark_strength,
+        audiowmark_detect_speed=mark.audiowmark_detect_speed,
+        audioseal_generator=mark.audioseal_generator,
+        audioseal_detector=mark.audioseal_detector,
     )
+    watermarker = create_watermarker(config)
     return Pipeline(
         settings, translator, load_vad_model(), judge, ExpressiveStage(expressive_options, voices), watermarker
     )

@@ -35,6 +35,11 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
 class StreamingSettings:
     #: Latency preset of live translation when the person does not choose one.
     preset: str = field(default="balanced", metadata=_help("live latency preset", choices=tuple(PRESETS)))
+    #: Sample rates a live chunk may have, in Hz.
+    min_rate_hz: int = field(default=8_000, metadata=_help("lowest live sample rate (Hz)"))
+    max_rate_hz: int = field(default=192_000, metadata=_help("highest live sample rate (Hz)"))
+    #: Longest live chunk, in seconds of audio.
+    max_chunk_s: float = field(default=5.0, metadata=_help("longest live chunk (s)"))
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -67,6 +72,14 @@ class WatermarkSettings:
     watermark_key: str | None = field(default=None, metadata=_help("watermark secret key (set it on real servers)"))
     #: Who runs this server, carried in every watermark (16 bits).
     deployment_id: int = field(default=0, metadata=_help("deployment id carried in every watermark (16 bits)"))
+    #: The audiowmark backend's binary (None: ``audiowmark`` on PATH), key file, ``--strength`` and speed search.
+    audiowmark_binary: str | None = field(default=None, metadata=_help("audiowmark binary"))
+    audiowmark_key_file: Path | None = field(default=None, metadata=_help("audiowmark key file"))
+    audiowmark_strength: float | None = field(default=None, metadata=_help("audiowmark --strength"))
+    audiowmark_detect_speed: bool = field(default=False, metadata=_help("audiowmark --detect-speed when reading"))
+    #: The AudioSeal backend's generator and detector checkpoints on local disk.
+    audioseal_generator: Path | None = field(default=None, metadata=_help("AudioSeal generator checkpoint"))
+    audioseal_detector: Path | None = field(default=None, metadata=_help("AudioSeal detector checkpoint"))
 
     def __post_init__(self) -> None:
         if self.watermark_backend not in WATERMARK_BACKENDS:
@@ -85,15 +98,31 @@ class WebSettings:
     share: bool = field(default=False, metadata=_help("ask Gradio for a public share link"))
     #: Model-bound events that may run at once (one model, shared): 1 on CPU is fastest overall.
     concurrency_limit: int = field(default=1, metadata=_help("model-bound requests run at once"))
+    #: Live streams served at once (each runs on its own thread; a stream beyond this waits in the queue).
+    max_live_streams: int = field(default=16, metadata=_help("live streams served at once"))
+    #: Audio a live stream may have waiting for the model, in seconds; beyond it audio is skipped, and said so.
+    max_backlog_s: float = field(default=10.0, metadata=_help("live audio allowed to wait for the model (s)"))
     #: Longest live stream, in seconds, before it is ended.
     stream_time_limit_s: int = field(default=30 * 60, metadata=_help("longest live stream (s)"))
     #: Requests waiting in the queue before new ones are refused with a "busy" message.
     queue_max_size: int = field(default=64, metadata=_help("requests that may wait before 'busy'"))
     #: Largest upload, in MB.
     max_file_mb: int = field(default=200, metadata=_help("largest upload (MB)"))
+    #: Longest text translated in one request, in characters.
+    max_text_chars: int = field(default=5_000, metadata=_help("longest text per request (characters)"))
+    #: Whether visitors may switch the shared model to the offline test model; unset: only when the server listens
+    #: on this machine alone (127.0.0.1, localhost). An operator decides for a shared server.
+    allow_model_switch: bool | None = field(default=None, metadata=_help("let visitors switch to the test model"))
+
+    @property
+    def model_switch_allowed(self) -> bool:
+        if self.allow_model_switch is not None:
+            return self.allow_model_switch
+        return self.host in ("127.0.0.1", "localhost", "::1")
 
     def __post_init__(self) -> None:
-        if min(self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb) < 1:
+        limits = (self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb)
+        if min(*limits, self.max_text_chars, self.max_live_streams) < 1 or self.max_backlog_s <= 0:
             raise ValueError("web limits must be positive")
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ, AudioError, write_wav
-from engine.expressive import ExpressiveStage
 from engine.hooks import Judge, Report
 from engine.mitigation import checked_decode
 from engine.outputs import write_cues
+from engine.prosody import ExpressiveStage
 from engine.subtitles import Cue
 from engine.tasks import Task
 from engine.translator import Translator

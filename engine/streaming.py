@@ -43,7 +43,7 @@ from engine.mitigation import judge_and_mitigate
 from engine.presets import PRESETS, LatencyPreset, token_budget
 from engine.segmenter import SegmentAudio, SegmentStep, SpeechProbability, StreamSegmenter
 from engine.stream_events import CommittedText, Notice, PartialText, SegmentEnd, SpeechChunk, StreamEvent
-from engine.stream_input import StreamInput
+from engine.stream_input import LiveInputLimits, StreamInput
 from engine.tasks import Task
 
 __all__ = [
@@ -92,12 +92,14 @@ class StreamingSession:
         expressive: ProsodyStage | None = None,
         judge: Judge | None = None,
         policy: Callable[[int, Callable[[int], bool]], CommitPolicy] = LocalAgreement,
+        limits: LiveInputLimits | None = None,
     ) -> None:
         """``src_lang``, when given, adds a source transcript to each :class:`SegmentEnd` (one extra decode per
         segment, from the same encoder pass as the translation's final step). An ``expressive`` stage picks each
         segment's voice and gives every speech chunk the prosody of the source audio heard since the previous chunk
         (no look-ahead). A ``judge`` (the safety stage) sees every commit before its speech is made; its report
-        rides on the :class:`CommittedText`. ``policy(n, starts_word)`` builds the commit policy."""
+        rides on the :class:`CommittedText`. ``policy(n, starts_word)`` builds the commit policy; ``limits`` bound what
+        one chunk may be (rate, length, channels)."""
         self.task = Task(task)
         if not self.task.speech_input:
             raise ValueError("streaming takes speech: use s2tt, s2st or asr")
@@ -114,7 +116,7 @@ class StreamingSession:
         self._voice = LiveVoice(expressive, speaker_id)
         unsegmented = get_language(self.tgt_lang).unsegmented
         self._policy = policy(self.preset.agreement_n, (lambda _: True) if unsegmented else backend.starts_word)
-        self._input = StreamInput()
+        self._input = StreamInput(limits)
         self._segmenter = StreamSegmenter(vad, self.preset)
         self._open: _Decoding | None = None
         self._segment_index = 0
@@ -132,6 +134,10 @@ class StreamingSession:
         if self._finished:
             raise RuntimeError("this session is finished; start a new one")
         return self._busy(lambda: self._windows(self._input.push(samples, sample_rate_hz)))
+
+    def check(self, samples: np.ndarray, sample_rate_hz: int) -> None:
+        """Raise :class:`~engine.audio.AudioError` when ``push`` would refuse this chunk (outside the limits)."""
+        self._input.check(samples, sample_rate_hz)
 
     def finish(self) -> list[StreamEvent]:
         """End of stream: translate and commit whatever is left. Calling it again returns nothing."""
@@ -307,12 +313,7 @@ class StreamingSession:
         )
 
 
-def committed_word_delays(events: Iterable[StreamEvent], computation_aware: bool = False) -> list[float]:
-    """One delay per committed word (for :func:`engine.metrics.latency`): source seconds read when it was
-    committed, plus the compute time spent so far when ``computation_aware``."""
-    delays = []
-    for event in events:
-        if isinstance(event, CommittedText):
-            delay = event.source_time_s + (event.compute_s if computation_aware else 0.0)
-            delays += [delay] * len(event.text.split())
-    return delays
+def committed_word_delays(events: Iterable[StreamEvent]) -> list[float]:
+    """One delay per committed word (for :func:`engine.metrics.latency`): the source seconds read when it was
+    committed. Computation-aware delays are :func:`engine.metrics.computation_aware_delay_s`, defined once there."""
+    return [e.source_time_s for e in events if isinstance(e, CommittedText) for _ in e.text.split()]

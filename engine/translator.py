@@ -345,17 +345,6 @@ class Translator:
     def speech_to_text(self, audio: np.ndarray, tgt_lang: str) -> TranslationResult:
         return self.translate([audio], Task.S2TT, tgt_lang)[0]
 
-    def text_to_speech(
-        self, text: str, src_lang: str, tgt_lang: str, speaker_id: int | None = None
-    ) -> TranslationResult:
-        return self.translate([text], Task.T2ST, tgt_lang, src_lang=src_lang, speaker_id=speaker_id)[0]
-
-    def text_to_text(self, text: str, src_lang: str, tgt_lang: str) -> TranslationResult:
-        return self.translate([text], Task.T2TT, tgt_lang, src_lang=src_lang)[0]
-
-    def transcribe(self, audio: np.ndarray, src_lang: str) -> TranslationResult:
-        return self.translate([audio], Task.ASR, src_lang, src_lang=src_lang)[0]
-
 
 def _length_mask(like: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(batch, frames) mask of ones up to each length, in ``like``'s dtype, as the model's attention masks are."""

@@ -222,7 +222,11 @@ class SafetyJudge:
         """The lexicon report; a contradiction gets its suggested fix, the translation in the stated gender. An
         unknown source states nothing: the report then only says what the translation assumed."""
         report = self._gender.check(source_text or "", src_lang or tgt_lang, target_text, tgt_lang)
-        if not report.contradiction or report.source_gender not in GENDERS:
+        if not report.contradiction:
+            return report
+        if report.correction is not None:  # the checker's own fix (also for a disagreement inside the translation)
+            return report.with_alternative(report.correction)
+        if report.source_gender not in GENDERS:
             return report
         fix = self._gender.swap_gender(target_text, tgt_lang, to=report.source_gender)  # type: ignore[arg-type]
         return report.with_alternative(fix)
@@ -276,7 +280,12 @@ def _flags(review: _ToxicityReview, gender: GenderReport | None, masked: bool) -
         flags.append("The speaker's own words include offensive terms (reported, not censored).")
     if gender is not None and gender.contradiction:
         fix = f" Suggested fix: {gender.alternative}" if gender.alternative else ""
-        flags.append(f"Gender error: the source says {gender.source_gender}, the translation uses the other form.{fix}")
+        if gender.source_gender in GENDERS:
+            flags.append(
+                f"Gender error: the source says {gender.source_gender}, the translation uses the other form.{fix}"
+            )
+        else:
+            flags.append(f"Gender error: the translation's words disagree on the person's gender.{fix}")
     elif gender is not None and gender.ambiguous and gender.assumed in GENDERS:
         offer = f" Alternative: {gender.alternative}" if gender.alternative else ""
         flags.append(f"The source does not state a gender; the translation assumes {gender.assumed}.{offer}")

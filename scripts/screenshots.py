@@ -44,7 +44,7 @@ def main() -> None:
     runtime.wait(120)
     app = ParleyApp(runtime, work)
     demo = app.build()
-    launch(demo, settings, block=False)
+    launch(app, demo, block=False)
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium", args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={mic}"]

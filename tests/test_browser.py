@@ -10,6 +10,7 @@ import dataclasses
 import re
 import shutil
 import socket
+import time
 
 import pytest
 
@@ -54,25 +55,30 @@ def server(tiny_settings, tmp_path_factory):
     from ui.runtime import ModelRuntime
 
     port = free_port()
-    settings = dataclasses.replace(tiny_settings, web=WebSettings(port=port, concurrency_limit=2))
+    settings = dataclasses.replace(tiny_settings, web=WebSettings(port=port))  # what a user gets by default
     runtime = ModelRuntime(settings)
     runtime.start()
     assert runtime.wait(120).ready
     app = ParleyApp(runtime, tmp_path_factory.mktemp("work"))
     demo = app.build()
-    launch(demo, settings, block=False)
+    launch(app, demo, block=False)
     yield app, f"http://127.0.0.1:{port}"
     demo.close()
 
 
 @pytest.fixture(scope="module")
-def browser(mic_wav):
+def playwright():
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path="/usr/bin/chromium", args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={mic_wav}"]
-        )
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, mic_wav):
+    b = playwright.chromium.launch(
+        executable_path="/usr/bin/chromium", args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={mic_wav}"]
+    )
+    yield b
+    b.close()
 
 
 @pytest.fixture
@@ -240,7 +246,7 @@ def test_unloadable_model_is_explained_and_the_test_model_offered(browser, tiny_
     runtime.start()
     app = ParleyApp(runtime, tmp_path)
     demo = app.build()
-    launch(demo, settings, block=False)
+    launch(app, demo, block=False)
     try:
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}", wait_until="load")
@@ -271,3 +277,54 @@ def test_verify_tab_finds_the_mark_and_where_it_is(page, mic_wav, tmp_path):
     page.locator("#verify-in input[type=file]").set_input_files(str(mic_wav))  # the original: never marked
     page.locator("#verify-go").click()
     expect(page.locator("#verify-result")).to_contain_text("No Parley watermark found", timeout=30_000)
+
+
+SPEAKERS = [
+    ("Japanese", "Good morning, this is the first speaker testing live translation"),
+    ("Chinese", "The second speaker talks about the weather and the train station"),
+    ("Spanish", "A third person reads a short story about a cat and a dog"),
+]
+
+
+def test_three_streams_and_a_text_request_at_once_with_default_settings(playwright, server, speech_dir, tmp_path):
+    """Nobody waits for anybody else's stream: three browsers stream different speech into different targets while
+    a fourth tab uses the Text tab, on the settings a user gets by default (one model slot)."""
+    app, url = server
+    browsers, pages = [], []
+    for i, (target, sentence) in enumerate(SPEAKERS):
+        audio, _ = recording([load_audio(espeak(sentence, speech_dir / f"speaker{i}.wav"))], [3.0])
+        wav = write_wav(tmp_path / f"speaker{i}.wav", audio)
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={wav}"]
+        )
+        page = browser.new_page()
+        page.goto(url, wait_until="load")
+        expect(page.locator("#model-status")).to_contain_text("ready", timeout=30_000)
+        choose(page, "tgt-lang", target)
+        browsers.append(browser)
+        pages.append(page)
+    texter = browsers[0].new_context().new_page()
+    texter.goto(url, wait_until="load")
+    texter.get_by_role("tab", name="Text").click()
+    texter.locator("#text-in textarea").fill("Good morning, everyone.")
+    for page in pages:
+        page.locator("#mic").get_by_role("button", name="Record").click()
+    pages[0].wait_for_timeout(3000)
+    started = time.monotonic()
+    texter.locator("#text-go").click()
+    expect(texter.locator("#text-out textarea")).not_to_have_value("", timeout=30_000)
+    text_s = time.monotonic() - started
+    for page in pages:  # captions while everyone is still speaking
+        expect(page.locator("#captions .committed")).not_to_be_empty(timeout=30_000)
+    assert len(app.registry) == 3
+    live = [page.locator("#captions .committed").inner_text() for page in pages]
+    pages[0].locator("#mic").get_by_role("button", name="Stop").click()  # the others keep streaming
+    expect(pages[0].locator("#live-files")).to_contain_text(re.compile(r"translation\s*\.srt"), timeout=30_000)
+    assert all(page.locator("#mic").get_by_role("button", name="Stop").is_visible() for page in pages[1:])
+    for page in pages[1:]:
+        page.locator("#mic").get_by_role("button", name="Stop").click()
+        expect(page.locator("#live-files")).to_contain_text(re.compile(r"translation\s*\.srt"), timeout=30_000)
+    for browser in browsers:
+        browser.close()
+    assert text_s < 5.0, f"the text request waited {text_s:.1f} s behind the streams"
+    assert len(set(live)) == 3  # different speech, different targets: each tab sees only its own translation

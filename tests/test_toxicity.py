@@ -9,7 +9,6 @@ import pytest
 from engine.banned_words import bad_words_ids
 from engine.masking import mask
 from safety.toxicity import (
-    TOXICITY_DIR_ENV,
     ToxicityDetector,
     ToxicityListError,
     ToxicityOptions,
@@ -91,7 +90,7 @@ def test_added_toxicity_compares_counts(detector):
 
 
 def test_uncovered_language_is_not_reliable(detector):
-    report = detector.added_toxicity("Habari ya asubuhi.", "swh", "Good morning, shit.", "eng")
+    report = detector.added_toxicity("Bore da.", "gle", "Good morning, shit.", "eng")
     assert not report.source.covered and not report.reliable
     assert report.added
 
@@ -147,9 +146,26 @@ def test_phrase_is_one_match_with_its_span(detector):
 
 
 def test_exclude_terms_drops_list_false_positives():
-    assert ToxicityDetector(ToxicityOptions(toxicity_dir=None)).detect("Uma cerveja.", "por").toxic
-    options = ToxicityOptions(toxicity_dir=None, exclude_terms=frozenset({"cerveja"}))
-    assert not ToxicityDetector(options).detect("Uma cerveja.", "por").toxic
+    assert ToxicityDetector().detect("Que merda.", "por").toxic
+    options = ToxicityOptions(exclude_terms=frozenset({"merda"}))
+    assert not ToxicityDetector(options).detect("Que merda.", "por").toxic
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [("Uma cerveja, por favor.", "por"), ("Este verano fue un infierno.", "spa"), ("Terima kasih.", "ind")],
+)
+def test_allow_list_overrides_the_bundled_lists(text, lang):
+    assert ToxicityDetector(ToxicityOptions(allow_list=None)).detect(text, lang).toxic  # listed by a package
+    assert not ToxicityDetector().detect(text, lang).toxic  # reviewed: an ordinary word
+
+
+def test_allow_list_is_per_language(tmp_path):
+    allow = tmp_path / "allow.tsv"
+    allow.write_text("lang\tterm\tmeaning\nita\tmerda\ttest\n", encoding="utf-8")
+    detector = ToxicityDetector(ToxicityOptions(allow_list=allow))
+    assert not detector.detect("Che merda.", "ita").toxic
+    assert detector.detect("Que merda.", "por").toxic
 
 
 # --- NLLB Toxicity-200 lists ----------------------------------------------------------------------------------
@@ -196,16 +212,20 @@ def test_unreadable_list_raises_typed_error(tmp_path):
         detector.detect("anything", "eng")
 
 
-def test_toxicity_dir_comes_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(TOXICITY_DIR_ENV, str(tmp_path))
-    assert ToxicityOptions().toxicity_dir == tmp_path
-    monkeypatch.delenv(TOXICITY_DIR_ENV)
-    assert ToxicityOptions().toxicity_dir is None
+def test_toxicity_dir_is_an_option_not_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARLEY_TOXICITY_DIR", str(tmp_path))
+    assert ToxicityOptions().toxicity_dir is None  # the entry point's settings fill it
+    assert ToxicityOptions(toxicity_dir=tmp_path).toxicity_dir == tmp_path
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"min_stretch": 1}, {"toxicity_dir": Path("/no/such/folder")}, {"bundled_lists": False, "toxicity_dir": None}],
+    [
+        {"min_stretch": 1},
+        {"toxicity_dir": Path("/no/such/folder")},
+        {"bundled_lists": False, "toxicity_dir": None},
+        {"allow_list": Path("/no/such/allow.tsv")},
+    ],
 )
 def test_bad_options_are_rejected(kwargs):
     with pytest.raises(ValueError):

@@ -76,6 +76,9 @@ def test_registry_keeps_one_state_per_tab_and_drops_it_on_unload(translator, vad
     assert len(registry) == 2
     registry.drop("tab-a")
     assert len(registry) == 1 and registry.peek("tab-a") is None
+    registry.get("tab-c", lambda: live(translator, vad_model), owner="session-1")
+    registry.drop_owner("session-1")  # the tab closed
+    assert registry.peek("tab-c") is None and len(registry) == 1
     a.finished = True  # a finished stream is replaced by a fresh one on the next chunk
     registry.get("tab-b", lambda: live(translator, vad_model)).finished = True
     assert not registry.get("tab-b", lambda: live(translator, vad_model)).finished
@@ -104,17 +107,93 @@ def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model
     assert not np.allclose(saved, np.clip(raw, -1, 1), atol=1e-3)  # changed by the mark …
     np.testing.assert_allclose(saved, np.clip(expected, -1, 1), atol=2e-4)  # … exactly as the marker marks it
 
-    seen = []
+    pushed = []  # sizes of what each marking stream's embedder was given
+
+    class Counting:
+        """Wraps an embedding stream and counts the samples pushed into it."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def push(self, chunk):
+            pushed.append(chunk.size)
+            return self.inner.push(chunk)
+
+        def ahead(self):
+            rest, stream = self.inner.ahead()
+            return rest, Counting(stream)
+
+    class CountingWatermarker:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def stream(self, payload):
+            return Counting(self.inner.stream(payload))
+
+    marker = app.marker(Request())
+    counted = dataclasses.replace(marker, watermarker=CountingWatermarker(marker.watermarker))
     state = LiveTranslation(
-        StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "jpn", task="s2st"),
-        mark=lambda audio, at_sample: seen.append((audio.size, at_sample)) or audio * 0.5,
+        StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "jpn", task="s2st"), marker=counted
     )
     played = state.push(np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)]), SAMPLE_RATE_HZ, now=0.0)
     rest = state.finish(now=100.0)
     played = [p for p in (played, rest) if p is not None]
     assert played and state.speech.speech_samples == sum(p.size for p in played)
-    # Every piece went through the marker twice: for the saved file and, joined as handed out, for the player,
-    # each at its position on that output's own timeline (the player's pieces follow each other).
-    assert sum(size for size, _ in seen) == 2 * state.speech.speech_samples
-    starts = np.cumsum([0] + [p.size for p in played[:-1]])
-    assert all((p.size, int(start)) in seen for p, start in zip(played, starts, strict=True))
+    # Each sample of speech went into an embedder exactly once per output: the page's player and the saved file
+    # each have one marking stream, and nothing is marked twice or prepended with silence to find its phase.
+    assert sum(pushed) == 2 * state.speech.speech_samples
+
+
+def test_only_the_operator_can_switch_the_shared_model_and_text_is_bounded(tiny_settings, tmp_path):
+    import gradio as gr
+
+    from compose.settings import WebSettings
+    from ui.app import TEXT_ONLY, ParleyApp
+
+    runtime = ModelRuntime(dataclasses.replace(tiny_settings, web=WebSettings(host="0.0.0.0", max_text_chars=100)))
+    app = ParleyApp(runtime, tmp_path)
+    demo = app.build()
+    api_names = {d.get("api_name") for d in demo.config["dependencies"]}
+    assert "use_tiny" not in api_names  # no public endpoint switches the model on a shared server
+    with pytest.raises(gr.Error, match="operator"):
+        app.use_tiny()
+    assert not app.poll_status()[1]["visible"]
+    runtime.start()
+    assert runtime.wait(60).ready
+
+    class Request:
+        session_hash = "tab-long"
+
+    with pytest.raises(gr.Error, match="at most 100"):
+        app.translate_text("word " * 30, "eng", "fra", TEXT_ONLY, Request())
+    local = ParleyApp(ModelRuntime(tiny_settings), tmp_path)
+    assert "use_tiny" in {d.get("api_name") for d in local.build().config["dependencies"]}  # 127.0.0.1: allowed
+
+
+def test_live_state_is_reached_by_its_secret_not_by_the_session_hash(tiny_settings, tmp_path, hello_audio):
+    from ui.app import SPEECH_AND_TEXT, ParleyApp
+
+    runtime = ModelRuntime(tiny_settings)
+    runtime.start()
+    assert runtime.wait(60).ready
+    app = ParleyApp(runtime, tmp_path)
+
+    class Request:
+        session_hash = "public-hash"
+
+    chunk = (SAMPLE_RATE_HZ, hello_audio[: SAMPLE_RATE_HZ // 2])
+    *_, key = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
+    assert key and key != Request.session_hash and len(key) >= 24  # server-issued, unguessable
+    # Another connection that knows (or fakes) the same session hash gets a fresh stream, not this one.
+    *_, other = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
+    assert other != key and app.registry.peek(key) is not app.registry.peek(other)
+    assert app.live_stop(None)[-1] is None and app.live_stop(Request.session_hash)[-1] is None  # no downloads
+    assert app.live_stop(key)[-1] is not None or app.registry.peek(key).finished
+    app.unload(Request())
+    assert app.registry.peek(key) is None and app.registry.peek(other) is None

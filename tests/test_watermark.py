@@ -6,6 +6,7 @@ Speech comes from espeak-ng, written to a temporary folder and read back like an
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shutil
@@ -19,19 +20,19 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from safety import watermark_ecc as ecc
 from safety.watermark import (
     DEVELOPMENT_KEY,
-    KEY_ENV,
     SAMPLE_RATE_HZ,
-    SpreadSpectrumWatermarker,
+    WatermarkConfig,
     WatermarkError,
     WatermarkKey,
-    WatermarkOptions,
-    _maximal_segments,
     create_watermarker,
     make_payload,
 )
+from safety.watermark.builtin import SpreadSpectrumWatermarker
+from safety.watermark.spread import ecc
+from safety.watermark.spread.localise import maximal_segments
+from safety.watermark.spread.options import WatermarkOptions
 
 PAYLOAD = make_payload(deployment_id=0x0A0B, session_id=0x1234)
 KEY = WatermarkKey("test-key")
@@ -191,19 +192,26 @@ def test_other_sample_rates(watermarker, speech):
     assert watermarker.detect(marked, 44_100).payload == PAYLOAD
 
 
-def test_key_from_environment(monkeypatch, caplog):
-    monkeypatch.setenv(KEY_ENV, "secret-from-env")
+def test_key_and_config_hide_the_secret(caplog):
     with caplog.at_level(logging.WARNING):
-        key = WatermarkKey.from_env()
+        key = WatermarkKey.from_secret("secret-from-settings")
     assert not caplog.records
     assert "secret" not in repr(key) and "secret" not in str(key)
-    assert key.seed("x") == WatermarkKey("secret-from-env").seed("x")
-    monkeypatch.delenv(KEY_ENV)
+    assert key.seed("x") == WatermarkKey("secret-from-settings").seed("x")
+    assert "secret" not in repr(WatermarkConfig(key_secret="secret-from-settings"))
     with caplog.at_level(logging.WARNING):
-        development = WatermarkKey.from_env()
-    assert any(KEY_ENV in record.getMessage() for record in caplog.records)
+        development = WatermarkKey.from_secret(None)
+    assert any("development key" in record.getMessage() for record in caplog.records)
     assert DEVELOPMENT_KEY not in caplog.text
     assert development.seed("x") == WatermarkKey(DEVELOPMENT_KEY).seed("x")
+
+
+def test_config_chooses_the_key(speech):
+    configured = create_watermarker(WatermarkConfig(key_secret="test-key"))
+    assert configured.period_samples == 30_720  # 1.92 s at 16 kHz
+    marked = configured.embed(speech, SAMPLE_RATE_HZ, PAYLOAD)
+    assert SpreadSpectrumWatermarker(KEY).detect(marked, SAMPLE_RATE_HZ).payload == PAYLOAD
+    assert create_watermarker().detect(marked, SAMPLE_RATE_HZ).payload is None  # the development key differs
 
 
 def test_long_keys_stay_distinct():
@@ -223,7 +231,11 @@ def test_invalid_input_and_options():
     with pytest.raises(WatermarkError):
         SpreadSpectrumWatermarker(KEY).embed(np.zeros((2, 100), np.float32), SAMPLE_RATE_HZ, 0)
     with pytest.raises(ValueError):
-        create_watermarker("nonexistent")
+        WatermarkConfig(backend="nonexistent")
+    with pytest.raises(ValueError):
+        WatermarkConfig(key_secret="")
+    with pytest.raises(ValueError):
+        WatermarkConfig(audiowmark_strength=0.0)
 
 
 def test_error_correction_and_crc():
@@ -253,19 +265,18 @@ def test_list_decoding_reads_payloads_the_best_path_misses():
 
 def test_maximal_segments_find_each_stretch_above_the_threshold():
     scores = np.array([-1.0, 2, 2, -1, 3, -5, -5, 4, -1, -9, 1.5])
-    assert _maximal_segments(scores, 3.0) == [(1, 5), (7, 8)]
-    assert _maximal_segments(scores, 7.0) == []
-    assert _maximal_segments(-np.ones(5), 0.5) == []
+    assert maximal_segments(scores, 3.0) == [(1, 5), (7, 8)]
+    assert maximal_segments(scores, 7.0) == []
+    assert maximal_segments(-np.ones(5), 0.5) == []
 
 
 def test_cli_end_to_end(tmp_path, marked, speech):
     marked_path, clean_path = tmp_path / "marked.wav", tmp_path / "clean.flac"
     sf.write(marked_path, marked, SAMPLE_RATE_HZ, subtype="PCM_16")
     sf.write(clean_path, speech, SAMPLE_RATE_HZ)
-    env = {**os.environ, KEY_ENV: "test-key"}
     proc = subprocess.run(
-        [sys.executable, "-m", "safety.watermark", "detect", str(marked_path), str(clean_path)],
-        capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1], check=False,
+        [sys.executable, "-m", "safety.watermark", "detect", "--key", "test-key", str(marked_path), str(clean_path)],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -274,14 +285,16 @@ def test_cli_end_to_end(tmp_path, marked, speech):
     assert start_s <= 0.5 and abs(end_s - marked.size / SAMPLE_RATE_HZ) <= 0.5  # the whole file is marked
     assert "no watermark" in lines[1]
     assert "test-key" not in proc.stdout + proc.stderr
+    assert "development key" not in proc.stderr
 
 
 @pytest.mark.skipif(shutil.which("audiowmark") is None, reason="audiowmark binary is not on PATH")
 def test_audiowmark_backend_round_trip(speech):
-    backend = create_watermarker("audiowmark")
+    backend = create_watermarker(WatermarkConfig(backend="audiowmark", audiowmark_detect_speed=True))
     long_speech = np.tile(speech, 6)  # audiowmark needs tens of seconds
     result = backend.detect(backend.embed(long_speech, SAMPLE_RATE_HZ, PAYLOAD), SAMPLE_RATE_HZ)
     assert result.detected and result.payload == PAYLOAD
+    assert math.isnan(result.p_value)  # audiowmark gives no p-value, and says so
 
 
 def _audioseal_available() -> bool:
@@ -295,7 +308,13 @@ def _audioseal_available() -> bool:
 
 @pytest.mark.skipif(not _audioseal_available(), reason="audioseal package or its local checkpoints not available")
 def test_audioseal_backend_round_trip(speech):
-    backend = create_watermarker("audioseal")
+    backend = create_watermarker(
+        WatermarkConfig(
+            backend="audioseal",
+            audioseal_generator=Path(os.environ["PARLEY_AUDIOSEAL_GENERATOR"]),
+            audioseal_detector=Path(os.environ["PARLEY_AUDIOSEAL_DETECTOR"]),
+        )
+    )
     result = backend.detect(backend.embed(speech, SAMPLE_RATE_HZ, PAYLOAD), SAMPLE_RATE_HZ)
     assert result.detected and result.payload == PAYLOAD & 0xFFFF
 
@@ -304,7 +323,7 @@ def test_chips_cancel_static_host_structure(watermarker):
     """Every symbol's chips sum to zero along time in each band: a spectral pattern that holds over a symbol's
     columns (such as voice harmonics) adds nothing to its correlation; they alternate along frequency; and they
     match the per-block form the detector correlates with (sign x (-1) ** (column offset + band))."""
-    layout = watermarker._layout
+    layout = watermarker.layout
     for symbol in range(layout.symbol_rows.size):
         columns, bands = np.nonzero(layout.symbols == symbol)
         chips = np.zeros((layout.span, watermarker.options.band_count))

@@ -14,6 +14,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -25,10 +26,13 @@ from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
 from engine.file_translation import write_outputs
 from engine.languages import Capability, UnknownLanguageError, all_languages, languages_with
 from engine.presets import PRESETS
+from engine.stream_input import LiveInputLimits
+from engine.streaming import StreamingSession
 from engine.tasks import Task
 from safety.marking import SpeechMarker
 from ui.live import LiveRegistry, LiveTranslation
 from ui.runtime import ModelNotReady, ModelRuntime
+from ui.websocket import StartMessage, WebSocketOptions, attach_websocket
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ TEXT_ONLY = "Text only"
 NO_SOURCE = ""
 AUDIO_TYPES = ".wav .flac .mp3 .ogg .opus .m4a .webm"
 MODEL_GROUP = "model"
+LIVE_GROUP = "live"
 
 CSS = """
 .captions { font-size: 1.35em; line-height: 1.5; min-height: 4em; }
@@ -99,6 +104,17 @@ def _as_output_audio(audio: np.ndarray | None) -> tuple[int, np.ndarray] | None:
     return SAMPLE_RATE_HZ, (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """The settings row's components, read by every tab's events."""
+
+    src: gr.Dropdown
+    tgt: gr.Dropdown
+    task: gr.Radio
+    preset: gr.Dropdown
+    expressive: gr.Checkbox
+
+
 class ParleyApp:
     """Event handlers, bound to one runtime and one registry (no globals)."""
 
@@ -119,11 +135,16 @@ class ParleyApp:
         status = self.runtime.status
         failed = status.state.value == "failed"
         text = f"**Model:** {status.message}"
-        if failed:
+        offer = failed and self.web.model_switch_allowed
+        if offer:
             text += "\n\nYou can try the interface with the offline test model (its translations are meaningless)."
-        return text, gr.update(visible=failed), gr.Timer(active=not status.ready and not failed)
+        return text, gr.update(visible=offer), gr.Timer(active=not status.ready and not failed)
 
     def use_tiny(self):
+        """Only reachable when the operator allows it (``--allow-model-switch``; by default only on 127.0.0.1):
+        the model is shared, so switching it changes it for every visitor."""
+        if not self.web.model_switch_allowed:
+            raise gr.Error("Only the operator of this server can change the model.")
         self.runtime.use_tiny()
         return self.poll_status()
 
@@ -134,22 +155,25 @@ class ParleyApp:
     ) -> LiveTranslation:
         pipeline = self.runtime.pipeline()
         session = pipeline.stream(tgt, _speech_task(task_label), preset, src or None, expressive)
-        return LiveTranslation(session, mark=mark)
+        return LiveTranslation(session, max_backlog_s=self.web.max_backlog_s, marker=mark)
 
-    def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, request: gr.Request):
+    def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, key, request: gr.Request):
+        """``key`` is this tab's live-state secret (its ``gr.State``); the first chunk gets one issued."""
         if chunk is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), key
         rate, samples = chunk
+        key = key or self.registry.new_key()
         live = self.registry.get(
-            request.session_hash,
+            key,
             lambda: self._new_live(src, tgt, task_label, preset, expressive, self.marker(request)),
+            owner=request.session_hash,
         )
         audio = live.push(samples, rate, time.monotonic())
         playback = gr.skip() if audio is None else _as_output_audio(audio)
-        return live.captions_html(), live.transcript_text(), live.status_text(), playback
+        return live.captions_html(), live.transcript_text(), live.status_text(), playback, key
 
-    def live_stop(self, request: gr.Request):
-        live = self.registry.peek(request.session_hash)
+    def live_stop(self, key):
+        live = self.registry.peek(key)
         if live is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
         audio = live.finish(time.monotonic())
@@ -158,12 +182,12 @@ class ParleyApp:
         playback = gr.skip() if audio is None else _as_output_audio(audio)
         return live.captions_html(), live.transcript_text(), live.status_text(), playback, files or None
 
-    def live_clear(self, request: gr.Request):
-        self.registry.drop(request.session_hash)
-        return LiveTranslation.empty_captions_html(), "", "", None
+    def live_clear(self, key):
+        self.registry.drop(key)
+        return LiveTranslation.empty_captions_html(), "", "", None, None
 
     def unload(self, request: gr.Request) -> None:
-        self.registry.drop(request.session_hash)
+        self.registry.drop_owner(request.session_hash)
 
     # ---- file -----------------------------------------------------------------------------------------------
 
@@ -200,6 +224,9 @@ class ParleyApp:
             raise gr.Error("Type some text to translate.")
         if not src:
             raise gr.Error("Choose the language of the text (source language).")
+        limit = self.web.max_text_chars
+        if len(text) > limit:
+            raise gr.Error(f"The text has {len(text):,} characters; at most {limit:,} are translated at once.")
         task = Task.T2ST if task_label == SPEECH_AND_TEXT else Task.T2TT
         [(result, safety)] = self.runtime.pipeline().translate_texts([text.strip()], task, tgt, src)
         audio = None
@@ -246,122 +273,163 @@ class ParleyApp:
         )
         return text, points
 
+    # ---- the WebSocket API ------------------------------------------------------------------------------------
+
+    def attach_websocket(self, demo: gr.Blocks) -> None:
+        """The same streams as the page (same pipeline, limits and watermark), for clients beyond the browser."""
+        settings = self.runtime.settings
+        streaming, web = settings.streaming, settings.web
+
+        def open_stream(start: StartMessage) -> StreamingSession:
+            task = Task.S2ST if start.output == "speech" else Task.S2TT
+            return self.runtime.pipeline().stream(start.target, task, start.preset, start.source, start.expressive)
+
+        options = WebSocketOptions(
+            limits=LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s),
+            max_stream_s=web.stream_time_limit_s,
+            workers=web.max_live_streams,
+        )
+        attach_websocket(demo.app, open_stream, lambda key: self.runtime.pipeline().marker(key).stream().add, options)
+
     # ---- layout ---------------------------------------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
-        model_event = {"concurrency_limit": self.web.concurrency_limit, "concurrency_id": MODEL_GROUP}
         with gr.Blocks(title="Parley — live speech translation") as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
-            with gr.Row():
-                status = gr.Markdown(elem_id="model-status")
-                tiny = gr.Button("Use the offline test model", visible=False, elem_id="use-tiny", scale=0)
-            with gr.Row():
-                src = gr.Dropdown(
-                    [("Not specified", NO_SOURCE), *[(lang.label, lang.code) for lang in all_languages()]],
-                    value="eng",
-                    label="Source language (needed for text and for a transcript)",
-                    filterable=True,
-                    elem_id="src-lang",
-                )
-                tgt = gr.Dropdown(
-                    target_choices(SPEECH_AND_TEXT), value="spa", label="Target language", filterable=True,
-                    elem_id="tgt-lang",
-                )  # fmt: skip
-                task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
-                preset = gr.Dropdown(list(PRESETS), value="balanced", label="Latency (live)", elem_id="preset")
-                expressive = gr.Checkbox(
-                    value=True, label="Keep my voice's character (pauses, pace, pitch, loudness, voice)",
-                    elem_id="expressive",
-                )  # fmt: skip
+            self._status_row(demo)
+            shared = self._settings_row()
             with gr.Tabs():
                 with gr.Tab("Live", id="live"):
-                    mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
-                                   elem_id="mic")  # fmt: skip
-                    captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="captions")
-                    transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
-                    live_status = gr.Markdown(elem_id="live-status")
-                    speaker = gr.Audio(
-                        label="Translated speech", autoplay=True, interactive=False, elem_id="live-audio"
-                    )
-                    with gr.Row():
-                        clear = gr.Button("Clear", elem_id="live-clear")
-                    live_files = gr.File(label="Downloads (after you stop)", file_count="multiple",
-                                         elem_id="live-files")  # fmt: skip
+                    self._live_tab(shared)
                 with gr.Tab("File", id="file"):
-                    gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")
-                    upload = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
-                                      elem_id="file-in")  # fmt: skip
-                    go_file = gr.Button("Translate", variant="primary", elem_id="file-go")
-                    file_audio = gr.Audio(label="Translated speech", interactive=False, elem_id="file-audio")
-                    with gr.Row():
-                        file_transcript = gr.Textbox(label="Transcript", lines=6, elem_id="file-transcript")
-                        file_translation = gr.Textbox(label="Translation", lines=6, elem_id="file-translation")
-                    file_safety = gr.Markdown(elem_id="file-safety")
-                    file_files = gr.File(label="Downloads", file_count="multiple", elem_id="file-files")
+                    self._file_tab(shared)
                 with gr.Tab("Text", id="text"):
-                    text_in = gr.Textbox(label="Text", lines=4, elem_id="text-in")
-                    go_text = gr.Button("Translate", variant="primary", elem_id="text-go")
-                    text_out = gr.Textbox(label="Translation", lines=4, elem_id="text-out")
-                    text_audio = gr.Audio(label="Spoken translation", interactive=False, elem_id="text-audio")
-                    text_safety = gr.Markdown(elem_id="text-safety")
+                    self._text_tab(shared)
                 with gr.Tab("Verify watermark", id="verify"):
-                    gr.Markdown("Check whether a recording is speech that Parley made, and where in it.")
-                    check_in = gr.Audio(sources=["upload"], type="filepath", label="Recording", elem_id="verify-in")
-                    go_check = gr.Button("Check", variant="primary", elem_id="verify-go")
-                    check_out = gr.Markdown(elem_id="verify-result")
-                    check_plot = gr.LinePlot(x="time (s)", y="score", label="Watermark evidence over time",
-                                             elem_id="verify-plot")  # fmt: skip
-
-            timer = gr.Timer(1.0)
-            timer.tick(self.poll_status, outputs=[status, tiny, timer])
-            demo.load(self.poll_status, outputs=[status, tiny, timer])
-            tiny.click(self.use_tiny, outputs=[status, tiny, timer])
-            task.change(lambda t: gr.update(choices=target_choices(t)), inputs=task, outputs=tgt)
-
-            live_outputs = [captions, transcript, live_status, speaker]
-            mic.stream(
-                _plain_errors(_gpu(self.live_chunk)),
-                inputs=[mic, src, tgt, task, preset, expressive],
-                outputs=live_outputs,
-                stream_every=0.5,
-                time_limit=self.web.stream_time_limit_s,
-                **model_event,
-            )
-            mic.stop_recording(_plain_errors(_gpu(self.live_stop)), outputs=[*live_outputs, live_files], **model_event)
-            clear.click(self.live_clear, outputs=live_outputs)
-            go_file.click(
-                _plain_errors(_gpu(self.translate_file)),
-                inputs=[upload, src, tgt, task, expressive],
-                outputs=[file_audio, file_transcript, file_translation, file_files, file_safety],
-                **model_event,
-            )
-            go_text.click(
-                _plain_errors(_gpu(self.translate_text)),
-                inputs=[text_in, src, tgt, task],
-                outputs=[text_out, text_audio, text_safety],
-                **model_event,
-            )
-            go_check.click(
-                _plain_errors(self.verify), inputs=[check_in], outputs=[check_out, check_plot], concurrency_limit=2
-            )
+                    self._verify_tab()
             demo.unload(self.unload)
         demo.queue(max_size=self.web.queue_max_size)
         return demo
 
+    @property
+    def _model_event(self) -> dict:
+        """Model-bound requests (file, text) share one concurrency group."""
+        return {"concurrency_limit": self.web.concurrency_limit, "concurrency_id": MODEL_GROUP}
 
-def build_app(settings: Settings, work_dir: Path | None = None) -> gr.Blocks:
+    def _status_row(self, demo: gr.Blocks) -> None:
+        with gr.Row():
+            status = gr.Markdown(elem_id="model-status")
+            tiny = gr.Button("Use the offline test model", visible=False, elem_id="use-tiny", scale=0)
+        timer = gr.Timer(1.0)
+        timer.tick(self.poll_status, outputs=[status, tiny, timer])
+        demo.load(self.poll_status, outputs=[status, tiny, timer])
+        if self.web.model_switch_allowed:  # otherwise no endpoint exists for it at all
+            tiny.click(_plain_errors(self.use_tiny), outputs=[status, tiny, timer], api_name="use_tiny")
+
+    def _settings_row(self) -> _Shared:
+        """The settings the tabs share, with the server's defaults (the same as the desktop's and the CLI's)."""
+        settings = self.runtime.settings
+        with gr.Row():
+            src = gr.Dropdown(
+                [("Not specified", NO_SOURCE), *[(lang.label, lang.code) for lang in all_languages()]],
+                value="eng", label="Source language (needed for text and for a transcript)", filterable=True,
+                elem_id="src-lang",
+            )  # fmt: skip
+            tgt = gr.Dropdown(
+                target_choices(SPEECH_AND_TEXT), value="spa", label="Target language", filterable=True,
+                elem_id="tgt-lang",
+            )  # fmt: skip
+            task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
+            preset = gr.Dropdown(
+                list(PRESETS), value=settings.streaming.preset, label="Latency (live)", elem_id="preset"
+            )
+            expressive = gr.Checkbox(
+                value=settings.expressive.expressive,
+                label="Keep my voice's character (pauses, pace, pitch, loudness, voice)", elem_id="expressive",
+            )  # fmt: skip
+        task.change(lambda t: gr.update(choices=target_choices(t)), inputs=task, outputs=tgt)
+        return _Shared(src, tgt, task, preset, expressive)
+
+    def _live_tab(self, shared: _Shared) -> None:
+        mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="mic")
+        captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="captions")
+        transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
+        live_status = gr.Markdown(elem_id="live-status")
+        speaker = gr.Audio(label="Translated speech", autoplay=True, interactive=False, elem_id="live-audio")
+        with gr.Row():
+            clear = gr.Button("Clear", elem_id="live-clear")
+        live_files = gr.File(label="Downloads (after you stop)", file_count="multiple", elem_id="live-files")
+        # A live event only hands audio to its stream's own thread and returns, but Gradio holds its slot for the
+        # whole stream: its own group, sized for the streams this server takes at once, never the model's slot.
+        live_event = {"concurrency_limit": self.web.max_live_streams, "concurrency_id": LIVE_GROUP}
+        key = gr.State(None, delete_callback=self.registry.drop)  # this tab's live-state secret (server side only)
+        outputs = [captions, transcript, live_status, speaker]
+        mic.stream(
+            _plain_errors(_gpu(self.live_chunk)),
+            inputs=[mic, shared.src, shared.tgt, shared.task, shared.preset, shared.expressive, key],
+            outputs=[*outputs, key],
+            stream_every=0.5,
+            time_limit=self.web.stream_time_limit_s,
+            **live_event,
+        )
+        mic.stop_recording(_plain_errors(_gpu(self.live_stop)), inputs=[key], outputs=[*outputs, live_files],
+                           **live_event)  # fmt: skip
+        clear.click(self.live_clear, inputs=[key], outputs=[*outputs, key])
+
+    def _file_tab(self, shared: _Shared) -> None:
+        gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")
+        upload = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording", elem_id="file-in")
+        go = gr.Button("Translate", variant="primary", elem_id="file-go")
+        audio = gr.Audio(label="Translated speech", interactive=False, elem_id="file-audio")
+        with gr.Row():
+            transcript = gr.Textbox(label="Transcript", lines=6, elem_id="file-transcript")
+            translation = gr.Textbox(label="Translation", lines=6, elem_id="file-translation")
+        safety = gr.Markdown(elem_id="file-safety")
+        files = gr.File(label="Downloads", file_count="multiple", elem_id="file-files")
+        go.click(
+            _plain_errors(_gpu(self.translate_file)),
+            inputs=[upload, shared.src, shared.tgt, shared.task, shared.expressive],
+            outputs=[audio, transcript, translation, files, safety],
+            **self._model_event,
+        )
+
+    def _text_tab(self, shared: _Shared) -> None:
+        text_in = gr.Textbox(label="Text", lines=4, elem_id="text-in")
+        go = gr.Button("Translate", variant="primary", elem_id="text-go")
+        text_out = gr.Textbox(label="Translation", lines=4, elem_id="text-out")
+        audio = gr.Audio(label="Spoken translation", interactive=False, elem_id="text-audio")
+        safety = gr.Markdown(elem_id="text-safety")
+        go.click(
+            _plain_errors(_gpu(self.translate_text)),
+            inputs=[text_in, shared.src, shared.tgt, shared.task],
+            outputs=[text_out, audio, safety],
+            **self._model_event,
+        )
+
+    def _verify_tab(self) -> None:
+        gr.Markdown("Check whether a recording is speech that Parley made, and where in it.")
+        check_in = gr.Audio(sources=["upload"], type="filepath", label="Recording", elem_id="verify-in")
+        go = gr.Button("Check", variant="primary", elem_id="verify-go")
+        result = gr.Markdown(elem_id="verify-result")
+        plot = gr.LinePlot(x="time (s)", y="score", label="Watermark evidence over time", elem_id="verify-plot")
+        go.click(_plain_errors(self.verify), inputs=[check_in], outputs=[result, plot], concurrency_limit=2)
+
+
+def build_app(settings: Settings, work_dir: Path | None = None) -> tuple[ParleyApp, gr.Blocks]:
     """The whole app; starts loading the model in the background right away."""
     runtime = ModelRuntime(settings)
     runtime.start()
-    work = work_dir or Path(tempfile.mkdtemp(prefix="parley-"))
-    return ParleyApp(runtime, work).build()
+    app = ParleyApp(runtime, work_dir or Path(tempfile.mkdtemp(prefix="parley-")))
+    return app, app.build()
 
 
-def launch(demo: gr.Blocks, settings: Settings, block: bool = True) -> None:
-    """Serve the app; ``block=False`` returns once the server is up (tests)."""
+def launch(app: ParleyApp, demo: gr.Blocks, block: bool = True) -> None:
+    """Serve the page and, beside it on the same server, the WebSocket API (``/ws``); ``block=False`` returns once
+    the server is up (tests)."""
+    settings = app.runtime.settings
     web = settings.web
     demo.launch(
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         server_name=web.host,
         server_port=web.port,
         share=web.share,
@@ -372,3 +440,6 @@ def launch(demo: gr.Blocks, settings: Settings, block: bool = True) -> None:
             font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
         ),
     )
+    app.attach_websocket(demo)
+    if block:
+        demo.block_thread()

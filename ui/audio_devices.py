@@ -10,7 +10,6 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -18,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ, resample
+from safety.marking import SpeechMarker
 
 log = logging.getLogger(__name__)
 
-#: Marks 16 kHz speech that starts at the given sample of its output's timeline (a safety.marking.SpeechMarker).
-SpeechMarking = Callable[[np.ndarray, int], np.ndarray]
 #: How often the main thread checks for a stop, a lost device or a worker error.
 POLL_S = 0.1
 #: Head start given to a piece of speech scheduled on an idle speaker: time to mark and resample it before the
@@ -283,9 +281,9 @@ class Playback:
     :mod:`safety.marking`), so everything the speaker plays carries one continuous watermark.
     """
 
-    def __init__(self, device: AudioDevice, mark: SpeechMarking) -> None:
+    def __init__(self, device: AudioDevice, mark: SpeechMarker) -> None:
         self.device = device
-        self._mark = mark
+        self._marking = mark.stream()  # one marking stream for everything this speaker plays
         self._lock = threading.Lock()
         self._pieces: deque[tuple[int, np.ndarray]] = deque()  # (start frame, samples at the device rate)
         self._clock = 0  # frames written to the device so far
@@ -321,7 +319,7 @@ class Playback:
         with self._lock:
             start = max(self._end, self._clock + round(SCHEDULE_AHEAD_S * rate))
         start = -(-start // self._grid) * self._grid
-        marked = self._mark(np.asarray(audio, dtype=np.float32), start * SAMPLE_RATE_HZ // rate)
+        marked = self._marking.add(np.asarray(audio, dtype=np.float32), start * SAMPLE_RATE_HZ // rate)
         piece = np.clip(resample(marked, SAMPLE_RATE_HZ, rate), -1.0, 1.0)
         with self._lock:
             if start < self._clock:  # marking took longer than the head start: play now, off the mark's phase

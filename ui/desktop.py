@@ -45,13 +45,13 @@ from compose.settings import DESKTOP, Settings, add_arguments, load_settings
 from engine.audio import resample
 from engine.languages import Capability, get_language
 from engine.tasks import Task
+from safety.marking import SpeechMarker
 from ui.audio_devices import (
     POLL_S,
     Capture,
     CapturedBlock,
     DeviceError,
     Playback,
-    SpeechMarking,
     describe_devices,
     find_device,
 )
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 
 DESKTOP_TASKS = (Task.S2ST, Task.S2TT, Task.ASR)
+#: Longest piece of captured audio pushed into the session at once, in seconds (within the live chunk limit).
+PUSH_S = 1.0
 #: Shortest time between two "audio skipped" warnings; the readout and the summary always show the total.
 SKIP_WARNING_EVERY_S = 5.0
 
@@ -182,10 +184,12 @@ class Translating(threading.Thread):
             self._skipped_unwarned = 0
 
     def _push(self, pieces: list[np.ndarray]) -> None:
+        """Push captured audio in pieces of at most ``PUSH_S`` (a backlog can be long; a live chunk may not be)."""
         if pieces:
             audio = np.concatenate(pieces)
-            if audio.size:
-                self._route(self._session.push(audio, self._capture.device.sample_rate_hz))
+            step = int(PUSH_S * self._capture.device.sample_rate_hz)
+            for start in range(0, audio.size, step):
+                self._route(self._session.push(audio[start : start + step], self._capture.device.sample_rate_hz))
 
     def _route(self, events: list[StreamEvent]) -> None:
         # The engine's event types import torch; this module does not, so --list-devices and device errors are fast.
@@ -238,7 +242,7 @@ class StopRequest:
         (self.hurry if self.requested.is_set() else self.requested).set()
 
 
-def start_session(options: DesktopOptions, settings: Settings) -> tuple[StreamingSession, SpeechMarking]:
+def start_session(options: DesktopOptions, settings: Settings) -> tuple[StreamingSession, SpeechMarker]:
     """Build the pipeline (the slow part: seconds to minutes) and open the streaming session; returns it with the
     watermark marker that every piece of its speech goes through."""
     import transformers
@@ -283,7 +287,7 @@ def run(options: DesktopOptions, settings: Settings, view: TerminalView) -> int:
 def _listen(
     options: DesktopOptions,
     session: StreamingSession,
-    mark: SpeechMarking,
+    mark: SpeechMarker,
     capture: Capture,
     playback: Playback | None,
     view: TerminalView,

@@ -8,6 +8,7 @@ disconnect mid-stream) and hands translated speech to the page's player.
 from __future__ import annotations
 
 import html
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.background_stream import BackgroundStream
 from engine.constants import SAMPLE_RATE_HZ
 from engine.stream_events import SpeechChunk, StreamEvent
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from engine.transcript import Transcript
-from safety.marking import MarkedTimeline
+from safety.marking import MarkedStream, MarkedTimeline, SpeechMarker
 
 
 @dataclass
@@ -29,42 +31,56 @@ class LiveTranslation:
     downloads come from it), and its speech handed to the page's player. One per tab; not shared."""
 
     stream: StreamingSession
-    #: The watermark (a :class:`safety.marking.SpeechMarker`): ``mark(audio, at_sample)`` marks 16 kHz speech that
-    #: starts ``at_sample`` into its output. Speech is marked on the way out, once for the page's player (pieces
-    #: back to back) and once for the saved file (pieces at their source times), each on its own timeline.
-    mark: Callable[[np.ndarray, int], np.ndarray] = lambda audio, at_sample: audio
+    #: Audio allowed to wait for the model, in seconds; beyond it, audio is skipped and the person is told.
+    max_backlog_s: float = 10.0
+    #: The session's watermark. Speech is marked on the way out by one marking stream per output: the page's
+    #: player (pieces back to back) and the saved file (pieces at their source times); each sample passes through
+    #: each stream once.
+    marker: SpeechMarker | None = None
     speech: MarkedTimeline = field(init=False)  # for translation.wav
+    player: MarkedStream | None = field(init=False)  # for the page's player
     transcript: Transcript = field(init=False)
+    runner: BackgroundStream = field(init=False)  # the session runs on its own thread: chunks never wait for it
     finished: bool = False
     unplayed: list[np.ndarray] = field(default_factory=list)  # speech waiting for the previous piece to end
     playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
     handed_out: int = 0  # samples handed to the player so far: the player's timeline
 
     def __post_init__(self) -> None:
-        self.speech = MarkedTimeline(self.mark)
+        self.speech = MarkedTimeline(self.marker if self.marker is not None else _unmarked)
+        self.player = self.marker.stream() if self.marker is not None else None
         self.transcript = Transcript(self.speech, transcription=self.stream.task is Task.ASR)
+        self.runner = BackgroundStream(self.stream, self.max_backlog_s)
 
     def push(self, samples: np.ndarray, sample_rate_hz: int, now: float) -> np.ndarray | None:
-        """Feed microphone audio; returns translated speech (16 kHz) to play now, if any.
+        """Hand microphone audio to the stream (it is translated on the stream's own thread) and return translated
+        speech (16 kHz) to play now, if any is ready.
 
         The page's player restarts on each new piece, so a piece is handed out only once the previous one has
         finished playing; speech that arrives meanwhile waits and goes out joined with whatever follows it.
         """
-        self._apply(self.stream.push(samples, sample_rate_hz))
+        self.runner.offer(samples, sample_rate_hz)
+        self._apply(self.runner.take_events())
         if not self.unplayed or now < self.playing_until:
             return None
         return self._hand_out(now)
 
+    def refresh(self) -> None:
+        """Take the events the stream produced since the last chunk (between chunks, e.g. on a timer)."""
+        self._apply(self.runner.take_events())
+
     def finish(self, now: float) -> np.ndarray | None:
-        """End of stream: flush the engine and hand out all speech not played yet."""
+        """End of stream: translate what is still waiting, flush the engine and hand out all speech not played."""
         if self.finished:
             return None
         self.finished = True
-        self._apply(self.stream.finish())
+        self._apply(self.runner.finish())
         return self._hand_out(now) if self.unplayed else None
 
     def _hand_out(self, now: float) -> np.ndarray:
-        audio = self.mark(np.concatenate(self.unplayed), self.handed_out)
+        audio = np.concatenate(self.unplayed)
+        if self.player is not None:
+            audio = self.player.add(audio, self.handed_out)
         self.unplayed = []
         self.handed_out += audio.shape[0]
         self.playing_until = now + audio.shape[0] / SAMPLE_RATE_HZ
@@ -109,34 +125,57 @@ class LiveTranslation:
         return self.transcript.transcript_text()
 
     def status_text(self) -> str:
-        return f"Behind the speaker: {self.lag_s:.1f} s · heard {self.stream.source_time_s:.0f} s"
+        runner = self.runner
+        text = f"Behind the speaker: {self.lag_s + runner.backlog_s:.1f} s · heard {runner.received_s:.0f} s"
+        if runner.skipped_s:
+            text += f" · {runner.skipped_s:.1f} s could not be translated in time"
+        return text
 
     def write_downloads(self, folder: Path) -> list[Path]:
         """Transcript, translation (text, SRT, VTT) and translated audio, as they stand now."""
         return self.transcript.write(folder)
 
 
+def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:
+    """Only for a stream built without a marker (tests of layout and playback); the app always passes one."""
+    return audio
+
+
 class LiveRegistry:
-    """Per-tab live state keyed by Gradio's session hash; entries are dropped when the tab closes (``unload``)."""
+    """Per-tab live state, keyed by a secret the server issues to that tab's connection (held in its ``gr.State``,
+    which never leaves the server): knowing a tab's public session hash is not enough to reach its captions or
+    downloads. Entries are dropped when the tab closes (``drop_owner`` with the session hash) or is cleared."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, LiveTranslation] = {}
+        self._owners: dict[str, set[str]] = {}  # session hash → keys issued to it
 
-    def get(self, key: str, create: Callable[[], LiveTranslation]) -> LiveTranslation:
+    @staticmethod
+    def new_key() -> str:
+        return secrets.token_urlsafe(24)
+
+    def get(self, key: str, create: Callable[[], LiveTranslation], owner: str | None = None) -> LiveTranslation:
         with self._lock:
             live = self._entries.get(key)
             if live is None or live.finished:
                 live = self._entries[key] = create()
+                if owner is not None:
+                    self._owners.setdefault(owner, set()).add(key)
             return live
 
-    def peek(self, key: str) -> LiveTranslation | None:
+    def peek(self, key: str | None) -> LiveTranslation | None:
         with self._lock:
-            return self._entries.get(key)
+            return self._entries.get(key) if key else None
 
-    def drop(self, key: str) -> None:
+    def drop(self, key: str | None) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    def drop_owner(self, owner: str) -> None:
+        with self._lock:
+            for key in self._owners.pop(owner, set()):
+                self._entries.pop(key, None)
 
     def __len__(self) -> int:
         with self._lock:

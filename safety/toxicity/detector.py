@@ -1,0 +1,287 @@
+"""Toxicity detection on word lists and the added-toxicity report MinTox mitigation needs.
+
+Matching follows ETOX (Costa-jussà et al., 2023, "Toxicity in Multilingual Machine Translation at Scale"): whole
+words and phrases of the normalised text (:mod:`safety.toxicity.text`), contiguous tokenizer pieces for unsegmented
+scripts; stretched letters (``fuuuuck``) match a list word when the run is long enough. Lists: :mod:`.lists`.
+
+Added toxicity compares counts, as ETOX and MinTox (Tan et al., 2023, "Added Toxicity Mitigation at Inference Time
+for Multimodal and Massively Multilingual Translation") do: the source and the translation are in different languages,
+so their terms cannot be paired, only counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+from engine.constants import UNSEGMENTED_LANGUAGES
+from safety.toxicity.lists import ALLOW_LIST, bundled_terms, nllb_list_files, read_allow_list, read_nllb_list
+from safety.toxicity.text import (
+    WILDCARD,
+    Token,
+    Tokenize,
+    aligned_pieces,
+    normalised_chars,
+    per_character,
+    split_words,
+    word_tokens,
+)
+
+log = logging.getLogger(__name__)
+
+#: Scripts written without spaces between words; ETOX matches these on tokenizer pieces instead of words.
+
+
+@dataclass(frozen=True)
+class ToxicityOptions:
+    """How the detector finds its word lists and how hard it looks for obfuscation."""
+
+    # Use the bundled lists: glin-profanity's and the npm-derived ones under assets/toxicity (see lists.py).
+    bundled_lists: bool = True
+    # Folder of NLLB Toxicity-200 lists, None for none. The entry point's settings fill it (PARLEY_TOXICITY_DIR).
+    toxicity_dir: Path | None = None
+    # Whether those lists are rot13-encoded; None detects it per file.
+    rot13: bool | None = None
+    # Also match a de-obfuscated view of the text (look-alikes, stretched and spelled-out words).
+    deobfuscate: bool = True
+    # A run of this many identical letters may stand for a shorter run in a list word ("fuuuck" for "fuck");
+    # shorter runs must match exactly, so "cull" never matches "cul".
+    min_stretch: int = 3
+    # List entries never to flag in any language (false positives in a list), written as in the lists.
+    exclude_terms: frozenset[str] = frozenset()
+    # Per-language allow-list (lang, term, meaning TSV) of ordinary words the bundled lists hold; None for none.
+    allow_list: Path | None = ALLOW_LIST
+    # Languages matched on tokenizer pieces rather than words.
+    unsegmented_languages: frozenset[str] = UNSEGMENTED_LANGUAGES
+
+    def __post_init__(self) -> None:
+        if self.toxicity_dir is not None and not Path(self.toxicity_dir).is_dir():
+            raise ValueError(f"toxicity_dir {self.toxicity_dir} is not a folder")
+        if self.allow_list is not None and not Path(self.allow_list).is_file():
+            raise ValueError(f"allow_list {self.allow_list} is not a file")
+        if self.min_stretch < 2:
+            raise ValueError(f"min_stretch must be at least 2, got {self.min_stretch}")
+        if not self.bundled_lists and self.toxicity_dir is None:
+            raise ValueError("no word lists: bundled_lists is off and no toxicity_dir is set")
+
+
+# --- matching -----------------------------------------------------------------------------------------------------
+
+
+def _runs(word: str) -> list[tuple[str, int]]:
+    return [(ch, len(list(group))) for ch, group in groupby(word)]
+
+
+def _skeleton(word: str) -> str:
+    return "".join(ch for ch, _ in _runs(word))
+
+
+@dataclass(frozen=True)
+class _Hit:
+    first: int  # token index
+    last: int  # token index, inclusive
+    term: tuple[str, ...]
+    stretched: bool
+
+
+class _Lexicon:
+    """The terms of one language as unit tuples, indexed by the letter skeleton of their first unit."""
+
+    def __init__(self, terms: Iterable[tuple[str, ...]], min_stretch: int) -> None:
+        self._min_stretch = min_stretch
+        self._index: dict[str, list[tuple[str, ...]]] = {}
+        self.size = 0
+        for term in dict.fromkeys(terms):  # list order, so a masked word always reports the same term
+            self._index.setdefault(_skeleton(term[0]), []).append(term)
+            self.size += 1
+
+    def _unit_matches(self, token: str, unit: str) -> bool | None:
+        """True on an exact match, False on a stretched or masked one, None on no match."""
+        if token == unit:
+            return True
+        if WILDCARD in token:
+            masked = len(token) == len(unit) and all(t in (u, WILDCARD) for t, u in zip(token, unit, strict=True))
+            return False if masked else None
+        token_runs, unit_runs = _runs(token), _runs(unit)
+        if len(token_runs) != len(unit_runs):
+            return None
+        for (tc, tn), (uc, un) in zip(token_runs, unit_runs, strict=True):
+            if tc != uc or not (tn == un or tn >= max(un, self._min_stretch)):
+                return None
+        return False
+
+    def _candidates(self, first_token: str) -> Iterable[tuple[str, ...]]:
+        """Terms that may start at a token: those sharing its skeleton, or all of them for a masked token (rare)."""
+        if WILDCARD in first_token:
+            return (term for terms in self._index.values() for term in terms)
+        return self._index.get(_skeleton(first_token), ())
+
+    def find(self, tokens: Sequence[Token]) -> list[_Hit]:
+        hits = []
+        for i, token in enumerate(tokens):
+            for term in self._candidates(token.text):
+                if i + len(term) > len(tokens):
+                    continue
+                window = tokens[i : i + len(term)]
+                results = [self._unit_matches(t.text, u) for t, u in zip(window, term, strict=True)]
+                if None not in results:
+                    hits.append(_Hit(i, i + len(term) - 1, term, stretched=not all(results)))
+        return hits
+
+
+# --- reports ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToxicMatch:
+    """One list term found in a text."""
+
+    # The list entry, normalised: lower case, words joined by single spaces (pieces of unsegmented scripts without).
+    term: str
+    start: int  # character offset into the original text
+    end: int  # exclusive
+    text: str  # the original text of the span, as written
+    obfuscated: bool  # found only after undoing look-alikes, stretched, masked or spelled-out letters
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return self.start, self.end
+
+
+@dataclass(frozen=True)
+class ToxicityReport:
+    """Toxic terms found in one text.
+
+    ``covered`` is False when no list exists for the language: no finding then means "not checked", not "clean".
+    """
+
+    lang: str
+    matches: tuple[ToxicMatch, ...]
+    covered: bool
+
+    @property
+    def toxic(self) -> bool:
+        return bool(self.matches)
+
+    @property
+    def count(self) -> int:
+        return len(self.matches)
+
+    @property
+    def spans(self) -> tuple[tuple[int, int], ...]:
+        return tuple(m.span for m in self.matches)
+
+
+@dataclass(frozen=True)
+class AddedToxicityReport:
+    """Toxicity in a translation beyond what its source holds (more matches in the target than in the source).
+
+    ``reliable`` is False when either language has no list, so the counts cannot be compared.
+    """
+
+    source: ToxicityReport
+    target: ToxicityReport
+
+    @property
+    def added_count(self) -> int:
+        return max(0, self.target.count - self.source.count)
+
+    @property
+    def added(self) -> bool:
+        return self.added_count > 0
+
+    @property
+    def reliable(self) -> bool:
+        return self.source.covered and self.target.covered
+
+    @property
+    def words_to_ban(self) -> tuple[str, ...]:
+        """Target words to ban in a MinTox re-decode: every matched term and its surface form, deduplicated."""
+        words = dict.fromkeys(w for m in self.target.matches for w in (m.term, m.text.strip()))
+        return tuple(words)
+
+
+# --- the detector -------------------------------------------------------------------------------------------------
+
+
+class ToxicityDetector:
+    """Finds list terms in text. Lists are read on first use of a language and cached on this instance.
+
+    ``tokenize`` should be the translation model's own tokenizer (text -> pieces), used for unsegmented scripts as
+    ETOX does; without it every character is a piece, which amounts to substring matching.
+    """
+
+    def __init__(self, options: ToxicityOptions | None = None, tokenize: Tokenize | None = None) -> None:
+        self.options = options if options is not None else ToxicityOptions()
+        self._tokenize = tokenize or per_character
+        self._lexicons: dict[str, _Lexicon] = {}
+        self._nllb_files: dict[str, list[Path]] | None = None
+        allow_list = self.options.allow_list
+        self._allowed = read_allow_list(Path(allow_list)) if allow_list is not None else {}
+
+    def _list_entries(self, lang: str) -> list[str]:
+        entries = bundled_terms(lang) if self.options.bundled_lists else []
+        if self.options.toxicity_dir is not None:
+            if self._nllb_files is None:
+                self._nllb_files = nllb_list_files(Path(self.options.toxicity_dir))
+            for path in self._nllb_files.get(lang, []):
+                entries.extend(read_nllb_list(path, self.options.rot13))
+        return entries
+
+    def _units(self, text: str, lang: str) -> tuple[str, ...]:
+        """A list entry or an excluded term as the units the text is matched on."""
+        if lang in self.options.unsegmented_languages:
+            return tuple(t.text for t in aligned_pieces(normalised_chars(text, False), self._tokenize))
+        words = tuple(t.text for t in split_words(normalised_chars(text, self.options.deobfuscate)))
+        letters = "".join(words)
+        if WILDCARD in letters or not any(ch.isalpha() for ch in letters):
+            return ()  # masked entries ("f*ck") are covered by wildcards; "31", "18+" would flag numbers
+        return words
+
+    def _lexicon(self, lang: str) -> _Lexicon:
+        if lang not in self._lexicons:
+            never = self.options.exclude_terms | self._allowed.get(lang, frozenset())
+            excluded = {self._units(term, lang) for term in never}
+            units = (self._units(entry, lang) for entry in self._list_entries(lang))
+            lexicon = _Lexicon((u for u in units if u and u not in excluded), self.options.min_stretch)
+            log.info("Toxicity list for %s: %d terms", lang, lexicon.size)
+            self._lexicons[lang] = lexicon
+        return self._lexicons[lang]
+
+    def term_count(self, lang: str) -> int:
+        """How many distinct terms the detector matches for ``lang`` (after the allow-list); 0: not covered."""
+        return self._lexicon(lang).size
+
+    def _views(self, text: str, lang: str) -> list[tuple[list[Token], bool]]:
+        """Token lists to match, each with whether a hit in it counts as obfuscated."""
+        if lang in self.options.unsegmented_languages:
+            return [(aligned_pieces(normalised_chars(text, False), self._tokenize), False)]
+        views = [(word_tokens(text), False)]
+        if self.options.deobfuscate:
+            views.append((word_tokens(text, deobfuscate=True), True))
+        return views
+
+    def detect(self, text: str, lang: str) -> ToxicityReport:
+        """Toxic terms in ``text`` (SeamlessM4T code ``lang``); nested matches are reported once, as the longest."""
+        lexicon = self._lexicon(lang)
+        found: dict[tuple[int, int], ToxicMatch] = {}
+        joiner = "" if lang in self.options.unsegmented_languages else " "
+        for tokens, deobfuscated in self._views(text, lang):
+            for hit in lexicon.find(tokens):
+                start, end = tokens[hit.first].start, tokens[hit.last].end
+                if (start, end) not in found:
+                    obfuscated = deobfuscated or hit.stretched
+                    term = joiner.join(hit.term)
+                    found[start, end] = ToxicMatch(term, start, end, text[start:end], obfuscated)
+        kept: list[ToxicMatch] = []
+        for match in sorted(found.values(), key=lambda m: (m.start, m.start - m.end)):
+            if not any(k.start <= match.start and match.end <= k.end for k in kept):
+                kept.append(match)
+        return ToxicityReport(lang, tuple(kept), covered=lexicon.size > 0)
+
+    def added_toxicity(self, source_text: str, src_lang: str, target_text: str, tgt_lang: str) -> AddedToxicityReport:
+        """Compare the toxicity of a translation with that of its source (for speech, the model's own transcript)."""
+        return AddedToxicityReport(self.detect(source_text, src_lang), self.detect(target_text, tgt_lang))

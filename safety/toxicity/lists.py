@@ -1,0 +1,142 @@
+"""Where the toxicity word lists come from: bundled lists, NLLB Toxicity-200 folders, and the allow-list.
+
+Bundled lists (``ToxicityOptions.bundled_lists``), per SeamlessM4T code:
+
+* the lists of the ``glin-profanity`` Python package (about 25 languages), read through the installed package;
+* copies of npm packages under ``assets/toxicity/<package>/<code>.txt`` (``assets/toxicity/README.md`` names
+  each package, its version and licence): LDNOOBW's ``naughty-words``, ``washyourmouthoutwithsoap`` for the
+  speech-output languages no hand-written list covers, ``allprofanity`` for Bengali and Telugu, and short
+  Parley-written lists for Urdu and Swahili, which no registry package covers.
+
+NLLB Toxicity-200 lists come from a folder (``ToxicityOptions.toxicity_dir``): one word or phrase per line, one
+file per language (``eng_Latn_twl.txt``, ``spa.txt``), optionally rot13-encoded.
+
+The bundled lists hold ordinary words too, above all the machine-translated ones (Indonesian *terima kasih*
+"thank you", Portuguese *cerveja* "beer"): ``assets/toxicity/allow.tsv`` lists those reviewed by hand, per
+language, and the detector never flags them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+TOXICITY_ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "toxicity"
+ALLOW_LIST = TOXICITY_ASSETS / "allow.tsv"
+
+#: glin-profanity's list names (its ``DictionaryLoader.LANGUAGE_FILES`` keys) to SeamlessM4T codes. Esperanto has
+#: no SeamlessM4T code and is left out.
+GLIN_LANGUAGES = {
+    "arabic": "arb", "chinese": "cmn", "czech": "ces", "danish": "dan", "dutch": "nld", "english": "eng",
+    "finnish": "fin", "french": "fra", "german": "deu", "hindi": "hin", "hungarian": "hun", "italian": "ita",
+    "japanese": "jpn", "korean": "kor", "norwegian": "nob", "persian": "pes", "polish": "pol",
+    "portuguese": "por", "russian": "rus", "spanish": "spa", "swedish": "swe", "thai": "tha", "turkish": "tur",
+}  # fmt: skip
+#: glin-profanity keeps one Chinese list; the traditional-script and Cantonese outputs use it too.
+GLIN_EXTRA_CODES = {"cmn_Hant": "chinese", "yue": "chinese"}
+
+#: File-name codes that are not SeamlessM4T codes: NLLB/ISO 639-3 macrolanguages and common ISO 639-1 codes.
+CODE_ALIASES = {
+    "zho": "cmn", "ara": "arb", "fas": "pes", "per": "pes", "msa": "zsm", "nor": "nob",
+    "ar": "arb", "bn": "ben", "cs": "ces", "da": "dan", "de": "deu", "el": "ell", "en": "eng", "es": "spa",
+    "et": "est", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin", "hu": "hun", "id": "ind",
+    "it": "ita", "ja": "jpn", "km": "khm", "ko": "kor", "lo": "lao", "ms": "zsm", "my": "mya", "nb": "nob",
+    "nl": "nld", "no": "nob", "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sv": "swe", "th": "tha",
+    "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn",
+}  # fmt: skip
+NLLB_LIST_SUFFIX = "_twl"
+
+
+class ToxicityListError(ValueError):
+    """A word list that cannot be read or decoded."""
+
+
+def seamless_code(name: str) -> str:
+    """SeamlessM4T code for a list name: ``eng_Latn_twl`` -> ``eng``, ``zho_Hant`` -> ``cmn_Hant``, ``es`` -> ``spa``.
+
+    Unknown codes come back as given (lower-cased): a list for a language the model cannot produce never matches.
+    """
+    parts = name.lower().removesuffix(NLLB_LIST_SUFFIX).split("_")
+    code = CODE_ALIASES.get(parts[0], parts[0])
+    script = parts[1] if len(parts) > 1 else ""
+    return f"{code}_Hant" if code == "cmn" and script == "hant" else code
+
+
+def rot13(text: str) -> str:
+    return codecs.encode(text, "rot13")
+
+
+def looks_rot13(lines: Sequence[str]) -> bool:
+    """Guess whether Latin-script lines are rot13-encoded.
+
+    Vowels are about 40 % of the letters of words in Latin-script languages; rot13 turns them into n, r, v, b, h
+    (about 20 %). Whichever reading has more vowels is the plain one. Lines without Latin letters give False.
+    """
+    text = "".join(lines).lower()
+    plain_vowels = sum(text.count(v) for v in "aeiou")
+    decoded_vowels = sum(rot13(text).count(v) for v in "aeiou")
+    return decoded_vowels > plain_vowels
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Entries of a one-per-line list: blank lines and ``#`` comments skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ToxicityListError(f"cannot read toxicity list {path}: {e}") from e
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def read_nllb_list(path: Path, rot13_encoded: bool | None = None) -> list[str]:
+    """Entries of one NLLB Toxicity-200 list file; ``rot13_encoded=None`` guesses the encoding (:func:`looks_rot13`)."""
+    entries = _read_lines(path)
+    if rot13_encoded is None:
+        rot13_encoded = looks_rot13(entries)
+    return [rot13(entry) for entry in entries] if rot13_encoded else entries
+
+
+def nllb_list_files(folder: Path) -> dict[str, list[Path]]:
+    """The ``*.txt`` list files of a folder, grouped by SeamlessM4T code."""
+    files: dict[str, list[Path]] = {}
+    for path in sorted(folder.glob("*.txt")):
+        files.setdefault(seamless_code(path.stem), []).append(path)
+    return files
+
+
+def glin_terms(lang: str) -> list[str]:
+    """The glin-profanity list for a SeamlessM4T code (empty when the package has none)."""
+    from glin_profanity.data.dictionary import DictionaryLoader
+
+    names = {code: name for name, code in GLIN_LANGUAGES.items()} | GLIN_EXTRA_CODES
+    name = names.get(lang)
+    return DictionaryLoader().get_words(name) if name else []
+
+
+def asset_list_files(lang: str, folder: Path = TOXICITY_ASSETS) -> list[Path]:
+    """The npm-derived and Parley lists for ``lang`` under ``assets/toxicity/<package>/``."""
+    return sorted(folder.glob(f"*/{lang}.txt"))
+
+
+def bundled_terms(lang: str) -> list[str]:
+    """Every bundled entry for ``lang``: glin-profanity, then the lists under ``assets/toxicity``."""
+    entries = glin_terms(lang)
+    for path in asset_list_files(lang):
+        entries += _read_lines(path)
+    return entries
+
+
+def read_allow_list(path: Path) -> dict[str, frozenset[str]]:
+    """``allow.tsv`` as language -> terms never to flag (columns ``lang``, ``term``, ``meaning``)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ToxicityListError(f"cannot read allow-list {path}: {e}") from e
+    allowed: dict[str, set[str]] = {}
+    for number, row in enumerate(rows, start=2):
+        if not row.get("lang") or not row.get("term"):
+            raise ToxicityListError(f"{path}: row {number} lacks lang or term: {row}")
+        allowed.setdefault(row["lang"], set()).add(row["term"])
+    return {lang: frozenset(terms) for lang, terms in allowed.items()}
