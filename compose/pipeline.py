@@ -5,7 +5,6 @@ end, so the same settings give the same behaviour everywhere.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,8 +27,6 @@ from safety.judge import SafetyJudge, SafetyOptions
 from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
 from safety.watermark import WatermarkConfig, Watermarker, create_watermarker
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

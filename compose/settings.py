@@ -102,6 +102,10 @@ class WebSettings:
     max_live_streams: int = field(default=16, metadata=_help("live streams served at once"))
     #: Audio a live stream may have waiting for the model, in seconds; beyond it audio is skipped, and said so.
     max_backlog_s: float = field(default=10.0, metadata=_help("live audio allowed to wait for the model (s)"))
+    #: A live stream that sends nothing for this long is closed (its downloads are kept), in seconds.
+    idle_timeout_s: float = field(default=60.0, metadata=_help("close a silent live stream after (s)"))
+    #: Outputs (downloads, uploads' results) are deleted this long after they were written, in seconds.
+    retention_s: float = field(default=3600.0, metadata=_help("keep outputs for (s)"))
     #: Longest live stream, in seconds, before it is ended.
     stream_time_limit_s: int = field(default=30 * 60, metadata=_help("longest live stream (s)"))
     #: Requests waiting in the queue before new ones are refused with a "busy" message.
@@ -122,7 +126,10 @@ class WebSettings:
 
     def __post_init__(self) -> None:
         limits = (self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb)
-        if min(*limits, self.max_text_chars, self.max_live_streams) < 1 or self.max_backlog_s <= 0:
+        if (
+            min(*limits, self.max_text_chars, self.max_live_streams) < 1
+            or min(self.max_backlog_s, self.idle_timeout_s, self.retention_s) <= 0
+        ):
             raise ValueError("web limits must be positive")
 
 

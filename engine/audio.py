@@ -64,10 +64,7 @@ def prepare(samples: np.ndarray, sample_rate_hz: int, max_duration_s: float | No
     """Any PCM array at any rate → validated 16 kHz mono float32."""
     mono = to_mono(to_float32(samples))
     if max_duration_s is not None and mono.size / max(sample_rate_hz, 1) > max_duration_s:
-        raise AudioError(
-            f"The recording is {mono.size / sample_rate_hz / 60:.1f} minutes long; the limit is "
-            f"{max_duration_s / 60:.0f} minutes. Split it into shorter files."
-        )
+        raise _too_long(mono.size / sample_rate_hz, max_duration_s)
     check_finite(mono)
     audio = resample(mono, sample_rate_hz)
     check_not_empty(audio)
@@ -90,8 +87,29 @@ def check_not_silent(samples: np.ndarray) -> None:
         raise AudioError("The audio is silent: no sound was found in it. Check the microphone or the file.")
 
 
-def decode(source: str | Path | bytes, max_file_bytes: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode a file (path or bytes) to float32 samples and their sample rate, without resampling."""
+#: Most channels a file may have: more is not a recording anyone makes, and each costs memory while mixing down.
+MAX_CHANNELS = 32
+#: Files are read and mixed down to mono this many seconds at a time, so memory follows the mono length only.
+READ_BLOCK_S = 30.0
+
+
+def _too_long(seconds: float | None, max_duration_s: float) -> AudioError:
+    """``seconds`` None: decoding stopped at the limit, so the length is only known to be more."""
+    length = "longer than that" if seconds is None else f"{seconds / 60:.1f} minutes long"
+    return AudioError(
+        f"The recording is {length}; the limit is {max_duration_s / 60:.0f} minutes. Split it into shorter files."
+    )
+
+
+def decode(
+    source: str | Path | bytes, max_file_bytes: int | None = None, max_duration_s: float | None = None
+) -> tuple[np.ndarray, int]:
+    """Decode a file (path or bytes) to mono float32 samples and their sample rate, without resampling.
+
+    Limits are checked from the container's own description (duration, rate, channels) before anything is decoded,
+    and decoding then goes block by block and stops at the limit, so a tiny file that claims or holds hours of
+    audio costs neither memory nor time.
+    """
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -105,30 +123,57 @@ def decode(source: str | Path | bytes, max_file_bytes: int | None = None) -> tup
     if max_file_bytes is not None and size > max_file_bytes:
         raise AudioError(f"The file is {size / 2**20:.0f} MB; the limit is {max_file_bytes / 2**20:.0f} MB.")
     try:
-        samples, rate = sf.read(path if path is not None else io.BytesIO(data), dtype="float32", always_2d=True)
-        return samples, int(rate)
+        handle = sf.SoundFile(path if path is not None else io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        pass  # not a format libsndfile knows; ffmpeg is next
-    return _decode_with_ffmpeg(path, data)
+        return _decode_with_ffmpeg(path, data, max_duration_s)  # not a format libsndfile knows
+    with handle:
+        return _read_blocks(handle, max_duration_s), int(handle.samplerate)
 
 
-def _decode_with_ffmpeg(path: Path | None, data: bytes | None) -> tuple[np.ndarray, int]:
+def _read_blocks(handle: sf.SoundFile, max_duration_s: float | None) -> np.ndarray:
+    rate, channels = int(handle.samplerate), int(handle.channels)
+    if not 0 < channels <= MAX_CHANNELS:
+        raise AudioError(f"The file has {channels} channels; at most {MAX_CHANNELS} are accepted.")
+    if rate <= 0:
+        raise AudioError(f"Invalid sample rate {rate} Hz.")
+    if max_duration_s is not None and handle.frames / rate > max_duration_s:  # from the header: nothing decoded
+        raise _too_long(handle.frames / rate, max_duration_s)
+    limit = None if max_duration_s is None else int(max_duration_s * rate) + 1
+    blocks, frames = [], 0
+    try:
+        for block in handle.blocks(blocksize=max(1, int(READ_BLOCK_S * rate)), dtype="float32", always_2d=True):
+            blocks.append(block.mean(axis=1, dtype=np.float32))
+            frames += block.shape[0]
+            if limit is not None and frames > limit:  # the header understated the length
+                raise _too_long(None, max_duration_s)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError("The file could not be read as audio. It may be corrupt or truncated.") from e
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+
+
+def _decode_with_ffmpeg(path: Path | None, data: bytes | None, max_duration_s: float | None) -> tuple[np.ndarray, int]:
+    """Anything else (m4a, webm, mp3 libsndfile refuses, video): ffmpeg decodes to 16 kHz mono, stopping just past
+    the limit so that hours hidden in a small file are never decoded whole."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise AudioError("This audio format needs ffmpeg, which is not installed. Convert the file to WAV or FLAC.")
-    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path) if path else "pipe:0", "-map", "0:a:0",
+    cap = [] if max_duration_s is None else ["-t", f"{max_duration_s + 1.0:.3f}"]
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path) if path else "pipe:0", "-map", "0:a:0", *cap,
            "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE_HZ), "pipe:1"]  # fmt: skip
     proc = subprocess.run(cmd, input=data, capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:
         raise AudioError("The file could not be read as audio. It may be corrupt or not an audio file.")
-    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 1).copy(), SAMPLE_RATE_HZ
+    samples = np.frombuffer(proc.stdout, dtype=np.float32).copy()
+    if max_duration_s is not None and samples.size / SAMPLE_RATE_HZ > max_duration_s:
+        raise _too_long(None, max_duration_s)
+    return samples, SAMPLE_RATE_HZ
 
 
 def load_audio(
     source: str | Path | bytes, max_duration_s: float | None = None, max_file_bytes: int | None = None
 ) -> np.ndarray:
     """Read a file (or its bytes) and return validated 16 kHz mono float32 samples."""
-    samples, rate = decode(source, max_file_bytes=max_file_bytes)
+    samples, rate = decode(source, max_file_bytes=max_file_bytes, max_duration_s=max_duration_s)
     return prepare(samples, rate, max_duration_s=max_duration_s)
 
 

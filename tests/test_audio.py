@@ -108,3 +108,39 @@ def test_bad_shapes_and_rates(hello_audio):
         prepare(np.zeros((2, 2, 2), np.float32), SAMPLE_RATE_HZ)
     with pytest.raises(AudioError, match="sample rate"):
         prepare(hello_audio, 0)
+
+
+def test_hours_hidden_in_a_small_file_are_refused_before_decoding(tmp_path):
+    """A few hundred KB of FLAC can hold hours of silence: the limit is read from the header, nothing is decoded."""
+    import resource
+    import time
+
+    path = tmp_path / "two-hours.flac"
+    rate = 8000
+    with sf.SoundFile(path, "w", samplerate=rate, channels=1, format="FLAC") as out:
+        block = np.zeros(rate * 60, dtype=np.float32)
+        for _ in range(130):  # 2 h 10 min
+            out.write(block)
+    assert path.stat().st_size < 2 * 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(AudioError, match=r"130\.0 minutes long; the limit is 120 minutes"):
+        load_audio(path, max_duration_s=7200)
+    assert time.perf_counter() - started < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KB: nothing was decoded
+
+
+def test_formats_decoded_by_ffmpeg_stop_at_the_limit(tmp_path):
+    path = tmp_path / "long.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=60", "-c:a", "aac",
+                    str(path)], check=True)  # fmt: skip
+    with pytest.raises(AudioError, match="longer than that; the limit is 0 minutes"):
+        load_audio(path, max_duration_s=20)
+    assert load_audio(path, max_duration_s=120).shape[0] == pytest.approx(60 * 16000, rel=0.01)
+
+
+def test_too_many_channels_are_refused_from_the_header(tmp_path):
+    path = tmp_path / "many.wav"
+    sf.write(path, np.zeros((1000, 64), dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="64 channels"):
+        load_audio(path)

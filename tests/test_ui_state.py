@@ -197,3 +197,72 @@ def test_live_state_is_reached_by_its_secret_not_by_the_session_hash(tiny_settin
     assert app.live_stop(key)[-1] is not None or app.registry.peek(key).finished
     app.unload(Request())
     assert app.registry.peek(key) is None and app.registry.peek(other) is None
+
+
+def test_an_idle_stream_is_closed_with_its_downloads_kept_and_old_outputs_are_deleted(
+    tiny_settings, tmp_path, hello_audio
+):
+    import os
+    import time
+
+    from compose.settings import WebSettings
+    from ui.app import SPEECH_AND_TEXT, ParleyApp
+
+    runtime = ModelRuntime(dataclasses.replace(tiny_settings, web=WebSettings(idle_timeout_s=5, retention_s=60)))
+    runtime.start()
+    assert runtime.wait(60).ready
+    app = ParleyApp(runtime, tmp_path)
+
+    class Request:
+        session_hash = "idle-tab"
+
+    key = None
+    speech = np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)])
+    for i in range(0, speech.size, SAMPLE_RATE_HZ // 2):
+        *_, key = app.live_chunk((SAMPLE_RATE_HZ, speech[i : i + SAMPLE_RATE_HZ // 2]), "eng", "spa",
+                                 SPEECH_AND_TEXT, "balanced", False, key, Request())  # fmt: skip
+    app.housekeeping(now=time.monotonic() + 1)  # not idle long enough yet
+    assert app.registry.peek(key) is not None
+    app.housekeeping(now=time.monotonic() + 10)  # a client that stopped sending (an API client without a heartbeat)
+    assert app.registry.peek(key) is None and len(app.registry) == 0  # its state is freed …
+    *_, status, _, files = app.live_stop(key)
+    assert "closed after a silence" in status and any(f.endswith("translation.srt") for f in files)  # … its files kept
+    old = tmp_path / "file-old"
+    old.mkdir()
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    app.housekeeping()
+    assert not old.exists() and any(tmp_path.iterdir())  # past retention: deleted; recent outputs stay
+
+
+def test_unknown_language_codes_get_one_plain_sentence(tiny_settings, tmp_path):
+    import gradio as gr
+
+    from ui.app import SPEECH_AND_TEXT, ParleyApp, _plain_errors
+
+    runtime = ModelRuntime(tiny_settings)
+    runtime.start()
+    assert runtime.wait(60).ready
+    app = ParleyApp(runtime, tmp_path)
+    translate_text = _plain_errors(app.translate_text)  # as the page registers it
+
+    class Request:
+        session_hash = "codes"
+
+    for src, tgt, words in (("eng", "xyz", "Unknown language 'xyz'"), ("qqq", "spa", "Unknown language 'qqq'"),
+                            ("eng", "ell", "speech output")):  # fmt: skip
+        with pytest.raises(gr.Error) as caught:
+            translate_text("Good morning.", src, tgt, SPEECH_AND_TEXT, Request())
+        message = str(caught.value.message)
+        assert words in message and "list of choices" not in message and "Traceback" not in message
+
+
+def test_switching_the_output_keeps_a_valid_target_and_says_so():
+    from ui.app import SPEECH_AND_TEXT, TEXT_ONLY, keep_valid_target
+
+    update, last, note = keep_valid_target(TEXT_ONLY, "fra", "fra")
+    assert update["value"] == "fra" and note == ""  # French can be written: kept
+    update, last, note = keep_valid_target(TEXT_ONLY, "ell", last)  # Greek, text only
+    assert update["value"] == "ell" and last == "fra"
+    update, last, note = keep_valid_target(SPEECH_AND_TEXT, "ell", last)  # back to speech: Greek cannot be spoken
+    assert update["value"] == "fra" and "cannot be spoken" in note and "Greek" in note
+    assert update["value"] in {code for _, code in update["choices"]}

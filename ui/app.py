@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,6 +96,20 @@ def target_choices(task_label: str) -> list[tuple[str, str]]:
     return _language_choices(Capability.SPEECH_OUTPUT if task_label == SPEECH_AND_TEXT else Capability.TEXT)
 
 
+def keep_valid_target(task_label: str, tgt: str, last_spoken: str):
+    """The output switched: offer the targets valid for it, keeping the chosen one when it still is; otherwise the
+    last target that could be spoken, said in one line (the box never goes blank)."""
+    choices = target_choices(task_label)
+    codes = {code for _, code in choices}
+    if tgt in codes:
+        spoken = tgt if task_label == SPEECH_AND_TEXT else last_spoken
+        return gr.update(choices=choices, value=tgt), spoken, ""
+    names = dict((code, label) for label, code in target_choices(TEXT_ONLY))
+    value = last_spoken if last_spoken in codes else "spa"
+    note = f"{names.get(tgt, tgt)} cannot be spoken; the target is {names[value]} again."
+    return gr.update(choices=choices, value=value), value, note
+
+
 def _speech_task(task_label: str) -> Task:
     return Task.S2ST if task_label == SPEECH_AND_TEXT else Task.S2TT
 
@@ -123,6 +139,8 @@ class ParleyApp:
         self.web = runtime.settings.web
         self.registry = LiveRegistry()
         self.work_dir = work_dir
+        #: Streams closed for being idle: their downloads, for the Stop that comes later (small: paths only).
+        self._closed: dict[str, list[str]] = {}
 
     def marker(self, request: gr.Request | None) -> SpeechMarker:
         """Every synthetic sample handed to this browser session carries this payload."""
@@ -175,9 +193,13 @@ class ParleyApp:
     def live_stop(self, key):
         live = self.registry.peek(key)
         if live is None:
+            closed = self._closed.pop(key, None) if key else None
+            if closed is not None:
+                note = "The stream was closed after a silence; here is what was translated until then."
+                return gr.skip(), gr.skip(), note, gr.skip(), closed or None
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
         audio = live.finish(time.monotonic())
-        folder = Path(tempfile.mkdtemp(prefix="live-", dir=self.work_dir))
+        folder = self._output_folder("live-")
         files = [str(p) for p in live.write_downloads(folder)]
         playback = gr.skip() if audio is None else _as_output_audio(audio)
         return live.captions_html(), live.transcript_text(), live.status_text(), playback, files or None
@@ -185,6 +207,37 @@ class ParleyApp:
     def live_clear(self, key):
         self.registry.drop(key)
         return LiveTranslation.empty_captions_html(), "", "", None, None
+
+    def housekeeping(self, now: float | None = None) -> None:
+        """Close live streams idle for ``idle_timeout_s`` (their state freed, their downloads kept for the Stop that
+        may still come) and delete outputs older than ``retention_s``. Runs every few seconds on its own thread."""
+        now = time.monotonic() if now is None else now
+        for key, live in self.registry.idle(now - self.web.idle_timeout_s):
+            log.info("closing a live stream idle for %.0f s", now - live.last_active)
+            live.finish(now)
+            self._closed[key] = [str(p) for p in live.write_downloads(self._output_folder("live-"))]
+            self.registry.drop(key)
+        cutoff = time.time() - self.web.retention_s
+        for folder in self.work_dir.iterdir():
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        for key, files in list(self._closed.items()):  # downloads past retention are no longer offered
+            if not all(Path(f).exists() for f in files):
+                self._closed.pop(key, None)
+
+    def start_housekeeping(self, every_s: float = 5.0) -> None:
+        def loop() -> None:
+            while True:
+                time.sleep(every_s)
+                try:
+                    self.housekeeping()
+                except Exception:  # a fault here must not stop the next round
+                    log.exception("housekeeping failed")
+
+        threading.Thread(target=loop, name="housekeeping", daemon=True).start()
+
+    def _output_folder(self, prefix: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.work_dir))
 
     def unload(self, request: gr.Request) -> None:
         self.registry.drop_owner(request.session_hash)
@@ -205,7 +258,7 @@ class ParleyApp:
         result = pipeline.translate_recording(audio, _speech_task(task_label), tgt, src or None, report, expressive)
         if result.audio is not None:
             result = dataclasses.replace(result, audio=self.marker(request)(result.audio))
-        folder = Path(tempfile.mkdtemp(prefix="file-", dir=self.work_dir))
+        folder = self._output_folder("file-")
         written = write_outputs(result, folder, Path(path).stem or "recording")
         wav = next((str(p) for p in written if p.suffix == ".wav"), None)
         transcript = "\n".join(s.transcript for s in result.segments if s.transcript)
@@ -231,7 +284,7 @@ class ParleyApp:
         [(result, safety)] = self.runtime.pipeline().translate_texts([text.strip()], task, tgt, src)
         audio = None
         if result.waveform is not None:
-            folder = Path(tempfile.mkdtemp(prefix="text-", dir=self.work_dir))
+            folder = self._output_folder("text-")
             marked = self.marker(request)(result.waveform)
             audio = str(write_wav(folder / f"translation.{result.tgt_lang}.wav", marked))
         notes = [] if safety is None else [f"- {flag}" for flag in safety.flags]
@@ -294,7 +347,9 @@ class ParleyApp:
     # ---- layout ---------------------------------------------------------------------------------------------
 
     def build(self) -> gr.Blocks:
-        with gr.Blocks(title="Parley — live speech translation") as demo:
+        # Gradio's own copies of uploads and outputs follow the same retention as Parley's outputs.
+        retention = (600, int(self.web.retention_s))
+        with gr.Blocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
             shared = self._settings_row()
@@ -333,11 +388,13 @@ class ParleyApp:
             src = gr.Dropdown(
                 [("Not specified", NO_SOURCE), *[(lang.label, lang.code) for lang in all_languages()]],
                 value="eng", label="Source language (needed for text and for a transcript)", filterable=True,
-                elem_id="src-lang",
+                elem_id="src-lang", allow_custom_value=True,
             )  # fmt: skip
+            # allow_custom_value: a code the list does not hold reaches the handler, which answers in plain words
+            # (instead of Gradio's "Value: … is not in the list of choices").
             tgt = gr.Dropdown(
                 target_choices(SPEECH_AND_TEXT), value="spa", label="Target language", filterable=True,
-                elem_id="tgt-lang",
+                elem_id="tgt-lang", allow_custom_value=True,
             )  # fmt: skip
             task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
             preset = gr.Dropdown(
@@ -347,7 +404,9 @@ class ParleyApp:
                 value=settings.expressive.expressive,
                 label="Keep my voice's character (pauses, pace, pitch, loudness, voice)", elem_id="expressive",
             )  # fmt: skip
-        task.change(lambda t: gr.update(choices=target_choices(t)), inputs=task, outputs=tgt)
+        note = gr.Markdown(elem_id="settings-note")
+        last_spoken = gr.State("spa")  # the last target that can be spoken, to go back to
+        task.change(keep_valid_target, inputs=[task, tgt, last_spoken], outputs=[tgt, last_spoken, note])
         return _Shared(src, tgt, task, preset, expressive)
 
     def _live_tab(self, shared: _Shared) -> None:
@@ -441,5 +500,6 @@ def launch(app: ParleyApp, demo: gr.Blocks, block: bool = True) -> None:
         ),
     )
     app.attach_websocket(demo)
+    app.start_housekeeping()
     if block:
         demo.block_thread()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class LiveTranslation:
     unplayed: list[np.ndarray] = field(default_factory=list)  # speech waiting for the previous piece to end
     playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
     handed_out: int = 0  # samples handed to the player so far: the player's timeline
+    last_active: float = field(default_factory=time.monotonic)  # when audio last arrived (monotonic seconds)
 
     def __post_init__(self) -> None:
         self.speech = MarkedTimeline(self.marker if self.marker is not None else _unmarked)
@@ -59,6 +61,7 @@ class LiveTranslation:
         The page's player restarts on each new piece, so a piece is handed out only once the previous one has
         finished playing; speech that arrives meanwhile waits and goes out joined with whatever follows it.
         """
+        self.last_active = now
         self.runner.offer(samples, sample_rate_hz)
         self._apply(self.runner.take_events())
         if not self.unplayed or now < self.playing_until:
@@ -171,6 +174,11 @@ class LiveRegistry:
     def drop(self, key: str | None) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    def idle(self, since: float) -> list[tuple[str, LiveTranslation]]:
+        """Unfinished streams whose audio last arrived before ``since`` (monotonic seconds)."""
+        with self._lock:
+            return [(k, v) for k, v in self._entries.items() if not v.finished and v.last_active < since]
 
     def drop_owner(self, owner: str) -> None:
         with self._lock:
