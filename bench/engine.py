@@ -1,9 +1,12 @@
-"""Engine benchmark: speech→speech through transformers' ``generate`` vs Parley's encoder-once path, and fp32 vs int8.
+"""Engine benchmark: speech→speech through transformers' ``generate`` vs Parley's encoder-once path, and fp32 vs
+bf16 (the precision ``auto`` picks on a CPU with native bf16) vs int8.
 
 Builds the full-size SeamlessM4T v2 architecture (2.3 B parameters) with random weights, so no download is needed
 and the compute is exactly that of the real model. Text length is forced (min = max new tokens) so both paths do
 the same amount of decoding; the unit and waveform lengths come from the random duration predictors and are printed
-so the figures can be read honestly. Each configuration runs ``--repeats`` times, interleaved, and the median is kept.
+so the figures can be read honestly. Each configuration runs ``--repeats`` times and the median is kept; generate and
+fp32 encoder-once are interleaved, then the same model is cast to bf16 in place (two copies do not fit beside other
+work in 24 GB), then an int8 copy is built.
 
     .venv/bin/python bench/engine.py              # full size, about 12 GB of RAM, a few minutes on 2 cores
     .venv/bin/python bench/engine.py --size tiny  # smoke run on the tiny model
@@ -12,7 +15,9 @@ so the figures can be read honestly. Each configuration runs ``--repeats`` times
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
+import gc
 import statistics
 import sys
 import time
@@ -27,6 +32,7 @@ from bench.full_model import full_size_random
 from engine.audio import SAMPLE_RATE_HZ
 from engine.models import LoadedModel, load_model
 from engine.options import EngineOptions
+from engine.precision import PrecisionChoice, choose_precision
 from engine.translator import Translator
 
 TGT = "spa"
@@ -59,6 +65,12 @@ def via_generate(loaded: LoadedModel, audio: np.ndarray, tokens: int):
         )
     loaded.model.set_modality("text")
     return out.sequences, out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].numpy()
+
+
+def release_memory() -> None:
+    """Hand freed model memory back to the system (glibc keeps it otherwise, and the next copy does not fit)."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def timed(fn, *args):
@@ -100,7 +112,15 @@ def main() -> None:
     same = torch.equal(gen_seq, our_seq) and np.array_equal(gen_wav, our_wav)
     out_s = our_wav.shape[0] / SAMPLE_RATE_HZ
 
-    del loaded, translator  # the full-size model and its int8 copy do not both fit beside other work in 24 GB
+    loaded.model.to(torch.bfloat16)
+    bf16_loaded = dataclasses.replace(loaded, dtype=torch.bfloat16, precision=PrecisionChoice("bf16", "bench"))
+    bf16_translator = Translator(bf16_loaded, options)
+    encoder_once(bf16_translator, audio, args.tokens)
+    bf16_stages: dict = {}
+    bf16_times = [timed(encoder_once, bf16_translator, audio, args.tokens, bf16_stages)[0] for _ in range(args.repeats)]
+
+    del loaded, translator, bf16_loaded, bf16_translator  # the model and its int8 copy do not both fit in 24 GB
+    release_memory()
     if args.size == "full":
         q_loaded = full_size_random(tiny, quantize=True)
     else:
@@ -109,24 +129,29 @@ def main() -> None:
     encoder_once(q_translator, audio, args.tokens)
     int8_times = [timed(encoder_once, q_translator, audio, args.tokens, int8_stages)[0] for _ in range(args.repeats)]
 
-    gen_t, ours_t, int8_t = (statistics.median(x) for x in (gen_times, ours_times, int8_times))
+    gen_t, ours_t, bf16_t, int8_t = (statistics.median(x) for x in (gen_times, ours_times, bf16_times, int8_times))
     print(f"output: {our_seq.shape[1]} text tokens, {out_s:.1f} s of speech; identical to generate: {same}")
     print()
     print(f"{'path':<38}{'median s':>10}{'RTF':>8}")
     for name, t in (
         ("s2st via transformers generate (fp32)", gen_t),
         ("s2st encoder-once, Parley (fp32)", ours_t),
+        ("s2st encoder-once, Parley (bf16)", bf16_t),
         ("s2st encoder-once, Parley (int8)", int8_t),
     ):
         print(f"{name:<38}{t:>10.2f}{t / args.audio_s:>8.3f}")
     print()
-    print(f"{'encoder-once stage (median s)':<38}{'fp32':>10}{'int8':>8}")
+    print(f"{'encoder-once stage (median s)':<38}{'fp32':>10}{'bf16':>8}{'int8':>8}")
     for name in fp32_stages:
-        fp32, int8 = statistics.median(fp32_stages[name]), statistics.median(int8_stages[name])
-        print(f"{name:<38}{fp32:>10.2f}{int8:>8.2f}")
+        row = [statistics.median(stages[name]) for stages in (fp32_stages, bf16_stages, int8_stages)]
+        print(f"{name:<38}{row[0]:>10.2f}{row[1]:>8.2f}{row[2]:>8.2f}")
     print()
+    best, best_t = min((("bf16", bf16_t), ("int8", int8_t)), key=lambda x: x[1])
+    auto = choose_precision("auto", torch.device("cpu"))
     print(f"ratio generate / encoder-once (fp32): {gen_t / ours_t:.2f}x")
+    print(f"ratio fp32 / bf16 (encoder-once):     {ours_t / bf16_t:.2f}x")
     print(f"ratio fp32 / int8 (encoder-once):     {ours_t / int8_t:.2f}x")
+    print(f"best CPU precision here: {best}, {ours_t / best_t:.2f}x fp32 (target >= 3x); auto picks {auto.status}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from engine.options import TINY_MODEL, EngineOptions
+from engine.precision import FP32, PrecisionChoice, PrecisionUnavailableError, choose_precision
 from engine.tiny_model import ensure_tiny_model
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     load_seconds: float
+    #: The precision chosen and why; its ``status`` is what the status line shows.
+    precision: PrecisionChoice = FP32
 
     @property
     def is_tiny(self) -> bool:
@@ -69,12 +72,17 @@ def resolve_device(requested: str) -> torch.device:
     return device
 
 
-def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
-    if requested != "auto":
-        return getattr(torch, requested)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+def resolve_precision(options: EngineOptions, device: torch.device) -> PrecisionChoice:
+    """``options.precision``, or with precision auto an explicit legacy ``dtype``/``quantize_int8``."""
+    if options.precision == "auto" and options.quantize_int8:
+        return PrecisionChoice("int8", "requested (--int8)")
+    if options.precision == "auto" and options.dtype != "auto":
+        names = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+        return PrecisionChoice(names[options.dtype], "requested (--dtype)")
+    try:
+        return choose_precision(options.precision, device, tiny_model=options.model == TINY_MODEL)
+    except PrecisionUnavailableError as e:
+        raise ModelUnavailableError(str(e)) from e
 
 
 def model_source(options: EngineOptions) -> str | Path:
@@ -115,8 +123,9 @@ def load_model(options: EngineOptions) -> LoadedModel:
 
     started = time.perf_counter()
     device = resolve_device(options.device)
-    dtype = resolve_dtype(options.dtype, device)
-    if options.quantize_int8 and device.type != "cpu":
+    precision = resolve_precision(options, device)
+    dtype = precision.dtype
+    if precision.quantize_int8 and device.type != "cpu":
         raise ModelUnavailableError("int8 quantisation is a CPU option; drop --int8 or use --device cpu.")
     source = model_source(options)
     # A Hub name while the Hub is unreachable: read the local cache only, so a missing copy fails at once.
@@ -133,10 +142,10 @@ def load_model(options: EngineOptions) -> LoadedModel:
             "was found. Use --model tiny for offline testing, or --model PATH with a downloaded model folder."
         ) from e
     model = model.to(device).eval()
-    if options.quantize_int8:
+    if precision.quantize_int8:
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     seconds = time.perf_counter() - started
-    log.info("Loaded %s on %s (%s) in %.1f s", options.model, device, dtype, seconds)
+    log.info("Loaded %s on %s, %s, in %.1f s", options.model, device, precision.status, seconds)
     return LoadedModel(
         name=options.model,
         model=model,
@@ -145,4 +154,5 @@ def load_model(options: EngineOptions) -> LoadedModel:
         device=device,
         dtype=dtype,
         load_seconds=seconds,
+        precision=precision,
     )

@@ -14,6 +14,8 @@ DEFAULT_MODEL = "facebook/seamless-m4t-v2-large"
 TINY_MODEL = "tiny"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+#: Same as engine.precision.PRECISIONS (kept here so reading options does not import torch).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: Where Parley keeps what it builds itself when no cache folder is configured.
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "parley"
 
@@ -32,6 +34,12 @@ class EngineOptions:
     dtype: str = field(default="auto", metadata=_help("weights dtype", choices=DTYPES))
     #: CPU only: dynamic int8 quantisation of the linear layers (smaller, usually faster, slightly less accurate).
     quantize_int8: bool = field(default=False, metadata=_help("CPU dynamic int8 quantisation", flag="--int8"))
+    #: auto, fp32, bf16, fp16 or int8 (engine/precision.py): auto is bf16 on CUDA (fp16 without bf16) and on CPUs with
+    #: native bf16 (amx_bf16/avx512_bf16), else fp32; the tiny model stays fp32. Set dtype or quantize_int8 instead
+    #: only with precision auto.
+    precision: str = field(
+        default="auto", metadata=_help("number format; auto picks the fastest for the device", choices=PRECISIONS)
+    )
     #: Where Parley keeps what it builds itself (the tiny model, voice profiles).
     cache_dir: Path = field(default=DEFAULT_CACHE_DIR, metadata=_help("where Parley keeps what it builds"))
     #: Longest recording accepted, in seconds; longer uploads get a clear error instead of exhausting memory.
@@ -58,6 +66,10 @@ class EngineOptions:
             raise ValueError(f"device must be one of {', '.join(DEVICES)} (optionally cuda:N), not {self.device!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.precision != "auto" and (self.dtype != "auto" or self.quantize_int8):
+            raise ValueError("set either precision or dtype/int8, not both")
         if self.max_audio_s <= 0 or self.max_segment_s <= 0 or self.max_file_bytes <= 0:
             raise ValueError("max_audio_s, max_segment_s and max_file_bytes must be positive")
         if self.num_beams is not None and self.num_beams < 1:
