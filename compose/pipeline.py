@@ -5,6 +5,7 @@ end, so the same settings give the same behaviour everywhere.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from engine.hooks import Report
 from engine.mitigation import translate_texts_checked
 from engine.models import LoadedModel, load_model
 from engine.prosody import ExpressiveOptions, ExpressiveStage
+from engine.scheduler import InferenceScheduler
 from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
@@ -40,6 +42,8 @@ class Pipeline:
     judge: SafetyJudge | None
     expressive: ExpressiveStage
     watermarker: Watermarker
+    #: Batches the live streams' model calls across sessions; None when decoding with beams (it decodes greedily).
+    scheduler: InferenceScheduler | None = None
 
     @property
     def loaded(self) -> LoadedModel:
@@ -67,8 +71,9 @@ class Pipeline:
             self.translator.check_target(tgt_lang, task.speech_output)
         if src_lang is not None:
             self.translator.check_source_text(src_lang)
+        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
         return StreamingSession(
-            self.translator,
+            backend,
             StreamingVad.for_new_stream(self.vad_model),
             tgt_lang,
             task=task,
@@ -132,6 +137,13 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         audioseal_detector=mark.audioseal_detector,
     )
     watermarker = create_watermarker(config)
+    scheduler = InferenceScheduler(translator, settings.scheduler) if (settings.engine.num_beams or 1) == 1 else None
     return Pipeline(
-        settings, translator, load_vad_model(), judge, ExpressiveStage(expressive_options, voices), watermarker
+        settings,
+        translator,
+        load_vad_model(),
+        judge,
+        ExpressiveStage(expressive_options, voices),
+        watermarker,
+        scheduler,
     )

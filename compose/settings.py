@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.options import EngineOptions
 from engine.presets import PRESETS
+from engine.scheduler_options import SchedulerOptions
 
 ENV_PREFIX = "PARLEY_"
 WATERMARK_BACKENDS = ("builtin", "audiowmark", "audioseal")
@@ -141,6 +142,7 @@ class Settings:
     safety: SafetySettings = field(default_factory=SafetySettings)
     watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
 
 
 #: The sections each front end shows (the CLI and desktop have no web server).
@@ -151,6 +153,7 @@ SECTIONS: dict[str, str] = {
     "safety": "safety",
     "watermark": "watermark",
     "web": "web server",
+    "scheduler": "serving many people",
 }
 WEB = tuple(SECTIONS)
 DESKTOP = ("engine", "streaming", "expressive", "safety", "watermark")

@@ -46,17 +46,11 @@ class SpeechMarker:
     def for_session(cls, watermarker: Watermarker, deployment_id: int, session_key: str) -> SpeechMarker:
         return cls(watermarker, make_payload(deployment_id, session_id(session_key)))
 
-    def __call__(self, audio: np.ndarray, at_sample: int = 0) -> np.ndarray:
-        """Mark a whole 16 kHz signal on its own.
-
-        ``at_sample`` keeps callers that mark pieces one by one working until they hold a :meth:`stream`: the piece
-        is marked as if it lay that far into a timeline (the pattern's phase kept, the silence before it skipped
-        without analysis), but not continuously with the pieces before it.
-        """
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        """Mark a whole 16 kHz signal on its own (a file, a spoken text)."""
         if audio.size == 0:
             return np.asarray(audio, dtype=np.float32)
-        lead = at_sample % self.watermarker.period_samples if self.watermarker.period_samples else 0
-        return MarkedStream(self.watermarker.stream(self.payload)).add(audio, lead)
+        return MarkedStream(self.watermarker.stream(self.payload)).add(audio, 0)
 
     def stream(self) -> MarkedStream:
         """A new stream for one output timeline (one per player, speaker or file)."""

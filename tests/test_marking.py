@@ -154,14 +154,6 @@ def test_short_pieces_spread_over_a_timeline_carry_the_payload(marker, pieces):
     assert found.detected and found.payload == marker.payload
 
 
-def test_positioned_call_marks_like_silence_before_the_piece(marker, pieces):
-    """``marker(audio, at_sample)`` (for callers not yet on streams) keeps the pattern's phase without prepending."""
-    lead = 12_345
-    padded = np.concatenate([np.zeros(lead, np.float32), pieces[0]])
-    expected = marker.watermarker.embed(padded, SAMPLE_RATE_HZ, marker.payload)[lead:]
-    np.testing.assert_allclose(marker(pieces[0], lead + 3 * marker.watermarker.period_samples), expected, atol=1e-6)
-
-
 def test_overlapping_pieces_are_refused(marker, pieces):
     stream = marker.stream()
     stream.add(pieces[0], 1000)
