@@ -308,6 +308,7 @@ def test_three_streams_and_a_text_request_at_once_with_default_settings(playwrig
         pages.append(page)
     texter = browsers[0].new_context().new_page()
     texter.goto(url, wait_until="load")
+    texter.locator("#task").get_by_text("Text only").click()  # the scenario is captions and text throughout
     texter.get_by_role("tab", name="Text").click()
     texter.locator("#text-in textarea").fill("Good morning, everyone.")
     for page in pages:
