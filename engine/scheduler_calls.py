@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.audio import SAMPLE_RATE_HZ
-from engine.translator import HEAD_TOKENS, Encoded, Translator, _length_mask  # to be public (see report)
+from engine.translator import HEAD_TOKENS, Encoded, Translator, length_mask
 
 
 class Kind(enum.Enum):
@@ -127,7 +127,7 @@ def run_encode_group(translator: Translator, payloads: Sequence[tuple]) -> list[
     hidden = model.speech_encoder(input_features=features, attention_mask=mask).last_hidden_state
     lengths = model._compute_sub_sample_lengths_from_attention_mask(mask)
     seconds = time.perf_counter() - started
-    return [_row(Encoded(hidden, _length_mask(hidden, lengths), seconds), i) for i in range(len(payloads))]
+    return [_row(Encoded(hidden, length_mask(hidden, lengths), seconds), i) for i in range(len(payloads))]
 
 
 def _row(encoded: Encoded, i: int) -> Encoded:

@@ -29,7 +29,6 @@ class SessionBackend:
         self._scheduler, self._key, self._priority = scheduler, key, priority
         self._translator = scheduler.translator
         self._gen = scheduler.translator.loaded.model.generation_config
-        self._specials = frozenset(scheduler.translator.loaded.tokenizer.all_special_ids)
         self._timings: collections.deque[CallTiming] = collections.deque(maxlen=RECENT_CALLS)
 
     @property
@@ -60,16 +59,14 @@ class SessionBackend:
         max_new_tokens: int,
         banned_words: Sequence[str] = (),
     ) -> list[int]:
-        new = self._decode(state, tgt_lang, prefix, max_new_tokens, banned_words)
-        while new and new[-1] in self._specials:  # EOS and padding, as Translator.continue_text
-            new.pop()
-        return new
+        return self._translator.without_trailing_specials(
+            self._decode(state, tgt_lang, prefix, max_new_tokens, banned_words)
+        )
 
     def speak(
         self, state: Encoded, tgt_lang: str, committed: Sequence[int], new_count: int, speaker_id: int | None
     ) -> np.ndarray:
-        head = [self._gen.decoder_start_token_id, self._gen.text_decoder_lang_to_code_id[tgt_lang]]
-        full = (*head, *committed, self._gen.eos_token_id)
+        full = (*self._translator.decoder_head(tgt_lang), *committed, self._gen.eos_token_id)
         return self._submit(Kind.SPEAK, (state, tgt_lang, full, new_count, speaker_id))[0]
 
     def starts_word(self, token_id: int) -> bool:
@@ -102,7 +99,7 @@ class SessionBackend:
             encoded = self._submit(Kind.ENCODE, (str(item), src))
         budget = self._translator.options.max_new_tokens or self._gen.max_new_tokens
         new = self._decode(encoded, tgt, (), budget or self._gen.max_length - HEAD_TOKENS, banned_words)
-        sequence = (self._gen.decoder_start_token_id, self._gen.text_decoder_lang_to_code_id[tgt], *new)
+        sequence = (*self._translator.decoder_head(tgt), *new)
         waveform = units = None
         if task.speech_output:
             payload = (encoded, tgt, sequence, len(sequence) - 1 - HEAD_TOKENS, speaker_id)

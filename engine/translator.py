@@ -137,7 +137,7 @@ class Translator:
         mask = features["attention_mask"].to(self.loaded.device)
         hidden = self._model.speech_encoder(input_features=input_features, attention_mask=mask).last_hidden_state
         lengths = self._model._compute_sub_sample_lengths_from_attention_mask(mask).to(hidden.device)
-        return Encoded(hidden, _length_mask(hidden, lengths), time.perf_counter() - started)
+        return Encoded(hidden, length_mask(hidden, lengths), time.perf_counter() - started)
 
     @torch.inference_mode()
     def encode_text(self, texts: Sequence[str], src_lang: str) -> Encoded:
@@ -196,7 +196,7 @@ class Translator:
         model, pad = self._model, self._gen.pad_token_id
         started = time.perf_counter()
         text_ids = sequences[:, :-1]
-        t2u_mask = _length_mask(states, (text_ids != pad).sum(1))
+        t2u_mask = length_mask(states, (text_ids != pad).sum(1))
         # The text-to-unit model reads the text without decoder-start and language tokens, EOS turned to padding.
         t2u_ids = sequences[:, 2:-1].masked_fill(sequences[:, 2:-1] == self._gen.eos_token_id, pad)
         subwords = model._indices_to_subwords(t2u_ids)
@@ -251,15 +251,12 @@ class Translator:
         sequence = self.generate_text(
             state, tgt_lang, prefix=prefix, max_new_tokens=max_new_tokens, num_beams=1, **kwargs
         )[0].tolist()
-        new = sequence[HEAD_TOKENS + len(prefix) :]
-        while new and new[-1] in self._specials:  # EOS and padding
-            new.pop()
-        return new
+        return self.without_trailing_specials(sequence[HEAD_TOKENS + len(prefix) :])
 
     def speak(
         self, state: Encoded, tgt_lang: str, committed: Sequence[int], new_count: int, speaker_id: int | None
     ) -> np.ndarray:
-        head = [self._gen.decoder_start_token_id, self._gen.text_decoder_lang_to_code_id[tgt_lang]]
+        head = self.decoder_head(tgt_lang)
         device = state.hidden_states.device
         eos = self._gen.eos_token_id
         full = torch.tensor([[*head, *committed, eos]], device=device)
@@ -268,6 +265,17 @@ class Translator:
         phrase_states = torch.cat([states[:, : len(head)], states[:, first:]], dim=1)
         phrase = torch.tensor([[*head, *committed[len(committed) - new_count :], eos]], device=device)
         return self.synthesize(phrase_states, phrase, tgt_lang, speaker_id).waveforms[0]
+
+    def decoder_head(self, tgt_lang: str) -> list[int]:
+        """The ``HEAD_TOKENS`` every generated sequence starts with: the decoder start and the language token."""
+        return [self._gen.decoder_start_token_id, self._gen.text_decoder_lang_to_code_id[tgt_lang]]
+
+    def without_trailing_specials(self, tokens: Sequence[int]) -> list[int]:
+        """``tokens`` without the EOS and padding that end a generated sequence."""
+        tokens = list(tokens)
+        while tokens and tokens[-1] in self._specials:
+            tokens.pop()
+        return tokens
 
     def starts_word(self, token_id: int) -> bool:
         """SentencePiece marks word starts with "▁"; special tokens stand alone."""
@@ -346,7 +354,7 @@ class Translator:
         return self.translate([audio], Task.S2TT, tgt_lang)[0]
 
 
-def _length_mask(like: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def length_mask(like: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(batch, frames) mask of ones up to each length, in ``like``'s dtype, as the model's attention masks are."""
     frames = torch.arange(like.shape[1], device=like.device)
     return (frames[None, :] < lengths.to(like.device)[:, None]).to(like.dtype)

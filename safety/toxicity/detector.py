@@ -32,8 +32,6 @@ from safety.toxicity.text import (
 
 log = logging.getLogger(__name__)
 
-#: Scripts written without spaces between words; ETOX matches these on tokenizer pieces instead of words.
-
 
 @dataclass(frozen=True)
 class ToxicityOptions:
