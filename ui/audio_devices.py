@@ -23,9 +23,12 @@ log = logging.getLogger(__name__)
 
 #: How often the main thread checks for a stop, a lost device or a worker error.
 POLL_S = 0.1
-#: Head start given to a piece of speech scheduled on an idle speaker: time to mark and resample it before the
-#: callback reaches its start (marking a piece takes milliseconds).
+#: Least head start given to a piece of speech scheduled on an idle speaker: time to mark and resample it before the
+#: callback reaches its start. The head start grows to twice the longest recent preparation, so a busy machine does
+#: not play a piece late (off its watermark's phase).
 SCHEDULE_AHEAD_S = 0.1
+#: How fast the remembered preparation time decays towards shorter ones (per piece).
+PREPARE_DECAY = 0.8
 #: An input stream that delivers nothing for this long counts as stopped: some backends (ALSA's PulseAudio plugin)
 #: neither call back nor end the stream when the device goes away or is suspended.
 INPUT_STALL_S = 5.0
@@ -284,6 +287,7 @@ class Playback:
     def __init__(self, device: AudioDevice, mark: SpeechMarker) -> None:
         self.device = device
         self._marking = mark.stream()  # one marking stream for everything this speaker plays
+        self._prepare_s = 0.0  # how long marking and resampling a piece took lately (seconds)
         self._lock = threading.Lock()
         self._pieces: deque[tuple[int, np.ndarray]] = deque()  # (start frame, samples at the device rate)
         self._clock = 0  # frames written to the device so far
@@ -316,11 +320,14 @@ class Playback:
         """Mark and queue 16 kHz speech; it starts when everything queued before it has played, or right away
         (:data:`SCHEDULE_AHEAD_S` from now) when the speaker is idle."""
         rate = self.device.sample_rate_hz
+        ahead_s = max(SCHEDULE_AHEAD_S, 2.0 * self._prepare_s)
         with self._lock:
-            start = max(self._end, self._clock + round(SCHEDULE_AHEAD_S * rate))
+            start = max(self._end, self._clock + round(ahead_s * rate))
         start = -(-start // self._grid) * self._grid
+        began = time.perf_counter()
         marked = self._marking.add(np.asarray(audio, dtype=np.float32), start * SAMPLE_RATE_HZ // rate)
         piece = np.clip(resample(marked, SAMPLE_RATE_HZ, rate), -1.0, 1.0)
+        self._prepare_s = max(time.perf_counter() - began, PREPARE_DECAY * self._prepare_s)
         with self._lock:
             if start < self._clock:  # marking took longer than the head start: play now, off the mark's phase
                 log.warning("playback was %.3f s late for a piece", (self._clock - start) / rate)
