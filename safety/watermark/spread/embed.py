@@ -175,16 +175,21 @@ class StreamingEmbedder:
         local_power = _neighbourhood_mean(host_power)[:, 1:-1]
         own_frames = slice(options.frames_per_tile, options.frames_per_tile * (columns + 1))
         symbols, signs = self._segment_pattern(count)
-        changes_db = np.zeros_like(own_power)
         features = analyzer.detrend(analyzer.log_energy(own_power))
-        for index in range(options.embed_passes):
-            changes_db = self._tile_changes_db(changes_db, features, own_power, local_power, symbols, signs)
-            if index + 1 < options.embed_passes:
-                marked = overlap_add(self._synthesise(spectra, changes_db), hop)
-                features = analyzer.detrend(
-                    analyzer.log_energy(self._tile_power(analyzer.spectra(marked, hop)[:, own_frames]))
+        candidates = []
+        for target_db in (options.target_db, options.fallback_target_db):
+            changes_db, current = np.zeros_like(own_power), features
+            for index in range(options.embed_passes):
+                changes_db = self._tile_changes_db(
+                    changes_db, current, own_power, local_power, symbols, signs, target_db
                 )
-        changes_db = self._within_budget(changes_db, own_power, spectra[:, own_frames], symbols)
+                if index + 1 < options.embed_passes:
+                    marked = overlap_add(self._synthesise(spectra, changes_db), hop)
+                    current = analyzer.detrend(
+                        analyzer.log_energy(self._tile_power(analyzer.spectra(marked, hop)[:, own_frames]))
+                    )
+            candidates.append(changes_db)
+        changes_db = self._within_budget(candidates, own_power, spectra[:, own_frames], symbols)
         own = overlap_add(self._synthesise(spectra, changes_db)[:, own_frames], hop)  # (count, samples + hop)
         out = own[:, :segment_samples].copy()
         # Each segment's synthesis tail overlaps the start of the next one.
@@ -210,13 +215,15 @@ class StreamingEmbedder:
         return symbols + options.symbols_per_period * np.arange(count)[:, None, None], signs
 
     def _within_budget(
-        self, changes_db: np.ndarray, own_power: np.ndarray, own_spectra: np.ndarray, symbols: np.ndarray
+        self, candidates: list[np.ndarray], own_power: np.ndarray, own_spectra: np.ndarray, symbols: np.ndarray
     ) -> np.ndarray:
         """Bring each segment's mark energy within the segment's budget.
 
-        Over budget, the symbols whose changes cost the most energy are given up first (left as the host has
-        them, to the error-correcting code): scaling every change down instead would leave many symbols half
-        way, short of their target and often still of the wrong sign. Whatever remains over budget is scaled.
+        ``candidates`` are the segments' changes marked to target_db and to fallback_target_db: each segment takes
+        the first that fits its budget, else the last. Over budget, the symbols whose changes cost the most energy
+        are given up first (left as the host has them, to the error-correcting code): scaling every change down
+        instead would leave many symbols half way, short of their target and often still of the wrong sign.
+        Whatever remains over budget is scaled.
 
         A segment's budget is max_mark_db below its own energy, plus what earlier segments left unused (at most
         max_boost_db above its own budget, so a quiet segment after a loud one stays quiet). The mark never
@@ -229,12 +236,15 @@ class StreamingEmbedder:
         ceiling = budget * 10 ** (options.max_boost_db / 10)
         tile_bins = options.frames_per_tile * options.bins_per_band
         power = own_power.astype(np.float64) * tile_bins
-        changes_db = changes_db.astype(np.float64)
+        changes_db = np.zeros(own_power.shape)
         for index in range(changes_db.shape[0]):
             allowed = min(budget[index] + self._carried_energy, ceiling[index])
-            change = changes_db[index]
-            tile_energy = power[index] * np.expm1(change * (LN_PER_DB / 2)) ** 2
-            mark_energy = float(np.sum(tile_energy))
+            for candidate in candidates:
+                change = candidate[index].astype(np.float64)
+                tile_energy = power[index] * np.expm1(change * (LN_PER_DB / 2)) ** 2
+                mark_energy = float(np.sum(tile_energy))
+                if mark_energy <= allowed:
+                    break
             if mark_energy > allowed:
                 owners = symbols[index].ravel()
                 symbol_energy = np.bincount(owners, tile_energy.ravel(), minlength=int(owners.max()) + 1)
@@ -271,12 +281,12 @@ class StreamingEmbedder:
 
     def _tile_changes_db(
         self, changes_db: np.ndarray, features: np.ndarray, own_power: np.ndarray, local_power: np.ndarray,
-        symbols: np.ndarray, signs: np.ndarray,
+        symbols: np.ndarray, signs: np.ndarray, target_db: float,
     ) -> np.ndarray:  # fmt: skip
         """Updated energy change (dB) of each tile, (segments, segment_columns, bands).
 
         Each symbol's correlation (sum over its tiles of chip x value x feature, features measured on the current
-        marked signal) is raised to target_db per tile where it falls short; the shortfall goes preferably to
+        marked signal) is raised to ``target_db`` per tile where it falls short; the shortfall goes preferably to
         tiles quieter than their neighbourhood, whose louder neighbours mask the change (and which cost the least
         energy per dB). ``symbols`` and ``signs`` come from :meth:`_segment_pattern`.
         """
@@ -292,7 +302,7 @@ class StreamingEmbedder:
         projection = np.bincount(flat, (signs * features * active).ravel() / LN_PER_DB, minlength=count)
         tiles = np.bincount(flat, active.ravel(), minlength=count)
         room_sum = np.bincount(flat, room.ravel(), minlength=count)
-        shortfall = np.maximum(0.0, options.target_db * tiles - projection)
+        shortfall = np.maximum(0.0, target_db * tiles - projection)
         share = np.divide(room, room_sum[symbols], out=np.zeros_like(room), where=room_sum[symbols] > 0)
         change = signs * shortfall[symbols] * share / options.resynthesis_gain
         if not changes_db.any():
