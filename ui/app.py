@@ -81,6 +81,13 @@ def _plain_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _unread_payload(too_short: bool, min_payload_s: float) -> str:
+    """What the Verify tab says of a mark whose payload was not read: a short clip cannot hold one."""
+    if too_short:
+        return f"present, but the clip is too short to hold a payload (that needs {min_payload_s:.1f} s of speech)"
+    return "present, but the payload could not be read"
+
+
 def _safety_markdown(lines: list[str], title: str, checked: bool = True) -> str:
     if not checked:
         return "**Safety:** checks are off on this server."
@@ -305,7 +312,7 @@ class ParleyApp:
             who = (
                 f"deployment {payload >> 16}, session {payload & 0xFFFF:04x}"
                 if payload is not None
-                else "present, but the payload could not be read"
+                else _unread_payload(result.too_short, pipeline.watermarker.min_payload_s)
             )
             ranges = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in result.marked_s) or "—"
             text = (
@@ -318,6 +325,9 @@ class ParleyApp:
                 f"(score {result.score:.1f}, p = {result.p_value:.2f}). Audio from another source, a different "
                 "server key, or altered beyond recognition."
             )
+            if result.too_short:
+                seconds = pipeline.watermarker.min_payload_s
+                text += f" The clip also holds less than {seconds:.1f} s of sound, too little to tell."
         points = pd.DataFrame(
             {
                 "time (s)": [(w.start_s + w.end_s) / 2 for w in result.windows],

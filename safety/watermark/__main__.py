@@ -11,12 +11,15 @@ from pathlib import Path
 
 from engine.audio import AudioError, decode, to_mono
 from safety.watermark.config import BACKENDS, WatermarkConfig, create_watermarker
-from safety.watermark.interface import WatermarkError
+from safety.watermark.interface import WatermarkError, WatermarkResult
 
 
-def _format_payload(payload: int | None) -> str:
+def _format_payload(result: WatermarkResult, min_payload_s: float) -> str:
+    payload = result.payload
     if payload is None:
-        return "unreadable"
+        return (
+            f"none: too short to hold one (needs {min_payload_s:.1f} s of sound)" if result.too_short else "unreadable"
+        )
     return f"0x{payload:08x} (deployment {payload >> 16}, session {payload & 0xFFFF})"
 
 
@@ -60,10 +63,14 @@ def main(argv: list[str] | None = None, config: WatermarkConfig | None = None) -
             status = 2
             continue
         if result.detected:
+            payload = _format_payload(result, watermarker.min_payload_s)
             print(f"{path}: watermark detected, score {result.score:.1f}, {_format_p(result.p_value)}, "
-                  f"payload {_format_payload(result.payload)}, marked {_format_ranges(result.marked_s)}")  # fmt: skip
+                  f"payload {payload}, marked {_format_ranges(result.marked_s)}")  # fmt: skip
         else:
-            print(f"{path}: no watermark found (score {result.score:.1f})")
+            short = (
+                f"; less than {watermarker.min_payload_s:.1f} s of sound, too short to tell" if result.too_short else ""
+            )
+            print(f"{path}: no watermark found (score {result.score:.1f}{short})")
     return status
 
 

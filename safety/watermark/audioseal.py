@@ -31,6 +31,9 @@ class AudioSealWatermarker:
 
     #: AudioSeal marks every sample alike (no repeating pattern to keep in phase).
     period_samples = 0
+    #: Every sample carries the 16 bits alike, so a clip the detector finds marked has no length below which the
+    #: payload is known to be missing.
+    min_payload_s = 0.0
 
     def __init__(self, generator_checkpoint: Path, detector_checkpoint: Path) -> None:
         try:

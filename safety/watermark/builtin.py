@@ -32,6 +32,12 @@ class SpreadSpectrumWatermarker:
     def period_samples(self) -> int:
         return self.options.period_samples
 
+    @property
+    def min_payload_s(self) -> float:
+        """One period of sound: every symbol of the payload then lies in it once (pieces of one timeline count
+        together, see :meth:`.spread.detect.Detector.sounding_samples`)."""
+        return self.options.period_samples / SAMPLE_RATE_HZ
+
     def stream(self, payload: int) -> StreamingEmbedder:
         """A streaming embedder for one 16 kHz stream, starting at its sample 0."""
         return StreamingEmbedder(self.layout, self._analyzer, self.options, payload)

@@ -69,6 +69,9 @@ class WatermarkResult:
     #: (start_s, end_s) of each stretch found to carry the mark, in order; empty when nothing was detected or the
     #: backend cannot localise.
     marked_s: list[tuple[float, float]] = field(default_factory=list)
+    #: No payload was read, and the recording holds less sound than one payload needs
+    #: (:attr:`Watermarker.min_payload_s`): a mark may still be seen, but no payload can be expected from it.
+    too_short: bool = False
 
     def __post_init__(self) -> None:
         if self.payload is not None and not 0 <= self.payload < 1 << 32:
@@ -109,6 +112,9 @@ class Watermarker(Protocol):
     #: 16 kHz samples after which the mark's pattern repeats: pieces of one output must be marked at their
     #: positions on its timeline to carry one continuous mark. 0 when the backend has no such pattern.
     period_samples: int
+    #: Seconds of sound (pauses not counted) a recording needs to hold one whole payload, so that callers can say
+    #: when a clip is too short to carry one (see :attr:`WatermarkResult.too_short`).
+    min_payload_s: float
 
     def embed(self, audio: np.ndarray, sample_rate_hz: int, payload: int) -> np.ndarray: ...
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy.special import ndtr
 
@@ -31,12 +33,21 @@ class Detector:
         audio = np.asarray(audio, dtype=np.float32)
         found = self.placements(audio)
         if not found:
-            return WatermarkResult(detected=False, payload=None, score=0.0, p_value=1.0)
+            return WatermarkResult(detected=False, payload=None, score=0.0, p_value=1.0, too_short=True)
         result = self.decide(found, self.pilot_p(found), self._search.hypotheses)
-        if result.payload is not None or self._search.hypotheses == 1:
-            return result
-        searched = self._search.search(audio)
-        return searched if searched.payload is not None or searched.score > result.score else result
+        if result.payload is None and self._search.hypotheses > 1:
+            searched = self._search.search(audio)
+            result = searched if searched.payload is not None or searched.score > result.score else result
+        if result.payload is None and self.sounding_samples(found) < self._options.period_samples:
+            result = dataclasses.replace(result, too_short=True)
+        return result
+
+    def sounding_samples(self, found: list[Instances]) -> int:
+        """Samples of the strongest placement's columns that hold any usable tile: the sound a payload can live in
+        (pauses, digital silence and noise-buried stretches not counted). Pieces of one output marked on its
+        timeline share one pattern, so their columns add up: a payload needs one period's worth of them."""
+        top = max(found, key=lambda item: item.best_score)
+        return int(np.count_nonzero(top.grid.mask.any(axis=1))) * self._options.column_samples
 
     def pilot_p(self, found: list[Instances]) -> float:
         """Chance that unmarked audio gives pilots this strong on some placement of ``found`` (Bonferroni)."""
