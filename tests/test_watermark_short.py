@@ -28,12 +28,18 @@ def two_utterances(speech_dir) -> np.ndarray:
     return recording(utts, [1.2, 3.0])[0]
 
 
-@pytest.mark.parametrize("session", ["file-a", "file-b", "file-c"])
-def test_expressive_file_translation_of_a_short_clip_reads_from_the_wav(pipeline, two_utterances, tmp_path, session):
-    # Expressive on: two pieces of speech, each shorter than the period, with a pause between them.
-    result = pipeline.translate_recording(two_utterances, "s2st", "spa", expressive=True)
+@pytest.fixture(scope="module")
+def expressive_translation(pipeline, two_utterances):
+    """Expressive on: two pieces of speech, each shorter than the period, with a pause between them."""
+    return pipeline.translate_recording(two_utterances, "s2st", "spa", expressive=True)
+
+
+@pytest.mark.parametrize("session", [f"file-{i}" for i in range(8)])
+def test_expressive_file_translation_of_a_short_clip_reads_from_the_wav(
+    pipeline, expressive_translation, tmp_path, session
+):
     marker = pipeline.marker(session)
-    result = dataclasses.replace(result, audio=marker(result.audio))
+    result = dataclasses.replace(expressive_translation, audio=marker(expressive_translation.audio))
     wav = next(p for p in write_outputs(result, tmp_path, "clip") if p.suffix == ".wav")
     found = pipeline.watermarker.detect(load_audio(wav), SAMPLE_RATE_HZ)
     assert found.payload == marker.payload and not found.too_short
