@@ -4,7 +4,8 @@ A front end's chunk handler calls :meth:`BackgroundStream.offer` and returns at 
 (:meth:`take_events`); the worker thread pushes the audio into the session. When the model falls more than
 ``max_backlog_s`` behind, new audio is not queued without end: it is counted as skipped, replaced by silence of the
 same length (so times stay on the speaker's clock) and announced to the person in a :class:`Notice` — nothing is
-dropped without a word.
+dropped without a word. Before that, the session hears how much audio waits behind each chunk and coarsens its own
+steps while it trails the speaker (:meth:`StreamingSession.pace`), so the backlog rarely grows that far.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class BackgroundStream:
                     if not self._queue:
                         break
                     samples, rate = self._queue.popleft()
+                    waiting_s = self._queued_s - samples.shape[0] / rate  # audio behind this chunk
+                self.session.pace(waiting_s)
                 events = self.session.push(samples, rate)
                 with self._lock:
                     self._queued_s = max(0.0, self._queued_s - samples.shape[0] / rate)
