@@ -19,6 +19,8 @@ from engine.mitigation import translate_texts_checked
 from engine.models import LoadedModel, load_model
 from engine.prosody import ExpressiveOptions, ExpressiveStage
 from engine.scheduler import InferenceScheduler
+from engine.scheduler_calls import Priority
+from engine.scheduler_requests import ScheduledTranslator
 from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
@@ -42,7 +44,8 @@ class Pipeline:
     judge: SafetyJudge | None
     expressive: ExpressiveStage
     watermarker: Watermarker
-    #: Batches the live streams' model calls across sessions; None when decoding with beams (it decodes greedily).
+    #: Batches every model call (live streams, uploads, text requests) across sessions; None when decoding with
+    #: beams (it decodes greedily).
     scheduler: InferenceScheduler | None = None
 
     @property
@@ -98,14 +101,20 @@ class Pipeline:
         timeline it writes)."""
         segmenter = Segmenter(self.vad_model, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
         return translate_recording(
-            self.translator, segmenter, audio, Task(task), tgt_lang, src_lang, progress,
+            self._requests(Priority.FILE), segmenter, audio, Task(task), tgt_lang, src_lang, progress,
             expressive=self._stage(expressive), judge=self.judge,
         )  # fmt: skip
 
     def translate_texts(
         self, texts: Sequence[str], task: Task | str, tgt_lang: str, src_lang: str
     ) -> list[tuple[TranslationResult, Report | None]]:
-        return translate_texts_checked(self.translator, self.judge, texts, task, tgt_lang, src_lang)
+        """Texts (one request's sentences decode together), at live priority: a person waits for the answer."""
+        return translate_texts_checked(self._requests(Priority.LIVE), self.judge, texts, task, tgt_lang, src_lang)
+
+    def _requests(self, priority: Priority) -> Translator | ScheduledTranslator:
+        """One request's model calls: through the scheduler (its own round-robin turn), or the translator when
+        decoding with beams."""
+        return self.translator if self.scheduler is None else self.scheduler.requests(secrets.token_hex(8), priority)
 
 
 def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:

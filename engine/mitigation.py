@@ -16,6 +16,7 @@ import numpy as np
 
 from engine.hooks import Judge, Report, Verdict
 from engine.masking import mask
+from engine.scheduler_requests import ScheduledTranslator
 from engine.tasks import Task
 from engine.translator import Encoded, TranslationResult, Translator
 
@@ -45,7 +46,7 @@ def judge_and_mitigate(
 
 
 def checked_decode(
-    translator: Translator,
+    translator: Translator | ScheduledTranslator,
     judge: Judge,
     encoded: Encoded,
     result: TranslationResult,
@@ -85,7 +86,7 @@ def checked_decode(
 
 
 def translate_texts_checked(
-    translator: Translator,
+    translator: Translator | ScheduledTranslator,
     judge: Judge | None,
     texts: Sequence[str],
     task: Task | str,

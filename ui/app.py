@@ -28,6 +28,7 @@ from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
 from engine.file_translation import write_outputs
 from engine.languages import Capability, UnknownLanguageError, all_languages, languages_with
 from engine.presets import PRESETS
+from engine.scheduler_calls import SchedulerBusyError
 from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
@@ -70,7 +71,7 @@ def _plain_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (AudioError, UnknownLanguageError, ModelNotReady) as e:
+        except (AudioError, UnknownLanguageError, ModelNotReady, SchedulerBusyError) as e:
             raise gr.Error(str(e)) from e
         except gr.Error:
             raise
