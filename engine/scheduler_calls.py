@@ -33,7 +33,7 @@ class Kind(enum.Enum):
 
 
 class Priority(enum.IntEnum):
-    """Lower runs first: live steps before file segments and text requests."""
+    """Lower runs first: live steps and text requests (a person waits for both) before file segments."""
 
     LIVE = 0
     FILE = 1
