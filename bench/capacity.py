@@ -5,14 +5,17 @@ browser does (0.5 s chunks of int16 at 48 kHz, one every 0.5 s of wall time), ea
 :class:`engine.streaming.StreamingSession` on its own :class:`engine.scheduler.SessionBackend`. Beside them M
 uploads (speech→speech, segment by segment, file priority) and text requests (text→text) go through the same
 scheduler. A stream's lag after a chunk is how far its processed audio trails the speaker: wall time since the
-stream began minus the seconds of speech handled. Each N runs with batching on and then off, side by side.
+stream began minus the seconds of speech handled; each stream tells its session that lag before each chunk (as
+a background stream does), so a trailing session coarsens its steps. Each N runs with batching on and then off,
+printed side by side in one row.
 
-    .venv/bin/python bench/capacity.py                          # tiny model, a few minutes on 2 cores
+    flock /tmp/parley-cpu.lock .venv/bin/python bench/capacity.py    # tiny model, about 10 minutes on 2 cores
     flock /tmp/parley-fullsize.lock .venv/bin/python bench/capacity.py --size full   # ~12 GB, a few minutes
 
 The issue's targets are printed under the table (tiny model: 8 streams + 4 uploads). With ``--size full`` (the
 full-size architecture, random weights) it measures what batching buys per decoder step: one greedy step with KV
-cache for 1 and for 8 rows (10 s of encoder frames each, 8 forced prefix tokens), at fp32, bf16 and int8; live
+cache for 1 and for 8 rows (10 s of encoder frames each, 8 forced prefix tokens), and the speech encoder on 10 s,
+at int8, fp32 and bf16; live
 streams are not run at full size unless ``--streams`` is given (one 2-core CPU cannot keep even one in real time).
 """
 
