@@ -15,8 +15,8 @@ printed side by side in one row.
 The issue's targets are printed under the table (tiny model: 8 streams + 4 uploads). With ``--size full`` (the
 full-size architecture, random weights) it measures what batching buys per decoder step: one greedy step with KV
 cache for 1 and for 8 rows (10 s of encoder frames each, 8 forced prefix tokens), and the speech encoder on 10 s,
-at int8, fp32 and bf16; live
-streams are not run at full size unless ``--streams`` is given (one 2-core CPU cannot keep even one in real time).
+at int8, fp32 and bf16; live streams are not run at full size unless ``--streams`` is given (one 2-core CPU cannot
+keep even one in real time).
 """
 
 from __future__ import annotations
