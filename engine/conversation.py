@@ -119,8 +119,6 @@ class Conversation:
     people: tuple[Person, Person]
     translate: TurnTranslator
     scorer: DirectionScorer | None = None
-    #: Where the translated speech is laid out for the saved WAV (the caller passes a marking timeline).
-    speech: SpeechTimeline | None = None
     turns: list[Turn] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -153,8 +151,6 @@ class Conversation:
             flags=tuple(f for s in result.segments if s.safety is not None for f in s.safety.flags),
         )
         self.turns.append(turn)
-        if self.speech is not None and turn.speech is not None and turn.speech.size:
-            self.speech.add(turn.start_s, turn.speech)
         return turn
 
     def label(self, person: int) -> str:
@@ -172,14 +168,19 @@ class Conversation:
         """One cue per turn, both languages: the original line, then its translation."""
         return [Cue(t.start_s, t.end_s, f"{t.transcript or '…'}\n{t.translation or '…'}") for t in self.turns]
 
-    def write(self, folder: Path) -> list[Path]:
-        """``conversation.txt`` (labelled turns), ``.srt`` and ``.vtt`` (both languages), ``conversation.wav``."""
+    def write(self, folder: Path, speech: SpeechTimeline | None = None) -> list[Path]:
+        """``conversation.txt`` (labelled turns), ``.srt`` and ``.vtt`` (both languages), and with a ``speech``
+        timeline (the caller's marking one: each export carries its requester's payload) ``conversation.wav``."""
         if not self.turns:
             return []
         folder.mkdir(parents=True, exist_ok=True)
         text = folder / "conversation.txt"
         text.write_text(self.text(), encoding="utf-8")
         written = [text, *write_cues(folder, "conversation", self.cues(), plain_text=False)]
-        if self.speech:
-            written.append(write_wav(folder / "conversation.wav", self.speech.audio()))
+        if speech is not None:
+            for turn in self.turns:
+                if turn.speech is not None and turn.speech.size:
+                    speech.add(turn.start_s, turn.speech)
+            if speech:
+                written.append(write_wav(folder / "conversation.wav", speech.audio()))
         return written

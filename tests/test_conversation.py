@@ -77,7 +77,7 @@ def test_the_better_scoring_language_is_the_speakers_from_one_encoder_pass():
 def test_turns_go_the_other_way_and_the_exports_parse(tmp_path):
     scorer = FakeScorer({"spa": -3.0, "eng": -1.0})
     timeline = Timeline()
-    talk = Conversation(PEOPLE, fake_translate, scorer, timeline)
+    talk = Conversation(PEOPLE, fake_translate, scorer)
     audio = np.zeros(int(1.5 * SAMPLE_RATE_HZ), np.float32)
     first = talk.take_turn(audio, speaker=0)  # Ana's button
     second = talk.take_turn(audio, speaker=1)  # Ben's button
@@ -85,8 +85,8 @@ def test_turns_go_the_other_way_and_the_exports_parse(tmp_path):
     assert (first.translation, second.translation, third.translation) == ("spa→eng", "eng→spa", "eng→spa")
     assert first.direction is None and third.direction.speaker == 1 and third.direction.scores == (-3.0, -1.0)
     assert [(t.start_s, t.end_s) for t in talk.turns] == [(0.0, 1.5), (1.5, 3.0), (3.0, 4.5)]
+    paths = {p.name: p for p in talk.write(tmp_path, timeline)}
     assert [start for start, _ in timeline.pieces] == [0.0, 1.5, 3.0]
-    paths = {p.name: p for p in talk.write(tmp_path)}
     assert set(paths) == {"conversation.txt", "conversation.srt", "conversation.vtt", "conversation.wav"}
     lines = paths["conversation.txt"].read_text().splitlines()
     assert lines[:2] == ["Ana (spa): said in spa", "  → Ben (eng): spa→eng"]
