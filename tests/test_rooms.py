@@ -217,3 +217,90 @@ def test_shared_steps_run_a_call_once_for_concurrent_askers_and_retry_after_fail
         with pytest.raises(RuntimeError, match="boom"):
             failing.encode(audio)
     assert failing._backend.calls["encode"] == 2
+
+
+# ---- the server's rooms (ui.rooms): limits, codes, privacy, per-listener watermark -------------------------------
+
+
+class QuietRoomSession:
+    """What a Room needs of a RoomSession, without a model (the room's languages are recorded)."""
+
+    def __init__(self, max_languages: int = 2) -> None:
+        self.languages: list[str] = []
+        self.source_time_s, self._max = 0.0, max_languages
+
+    def add_language(self, lang):
+        if lang not in self.languages:
+            if len(self.languages) >= self._max:
+                raise RoomFullError(f"This room already has its {self._max} languages; pick one of those.")
+            self.languages.append(lang)
+
+    def check(self, samples, rate):
+        pass
+
+    def push(self, samples, rate):
+        return []
+
+    def finish(self):
+        return []
+
+
+def quiet_room(pipeline, tmp_path, code="ROOM", max_listeners=3):
+    from ui.rooms import Room
+
+    return Room(code, lambda sink: QuietRoomSession(), pipeline.marker, tmp_path, max_listeners, 10.0)
+
+
+def test_rooms_and_listeners_are_bounded_and_codes_unguessable(pipeline, tmp_path):
+    from ui.rooms import CODE_ALPHABET, CODE_LENGTH, ENDED_IDLE, RoomError, RoomRegistry, new_code, normalise_code
+
+    assert CODE_LENGTH * np.log2(len(set(CODE_ALPHABET))) >= 64
+    codes = {new_code() for _ in range(200)}
+    assert len(codes) == 200 and all(len(c.replace("-", "")) == CODE_LENGTH for c in codes)
+    code = next(iter(codes))
+    assert normalise_code(code.lower().replace("-", " ")) == code
+
+    registry = RoomRegistry(max_rooms=1, idle_timeout_s=60)
+    room = registry.open(lambda c: quiet_room(pipeline, tmp_path, c))
+    assert registry.find(room.code.lower()) is room
+    with pytest.raises(RoomError, match="already hosts its 1 rooms"):
+        registry.open(lambda c: quiet_room(pipeline, tmp_path, c))
+    with pytest.raises(RoomError, match="No room has this code"):
+        registry.find("ABCD-EFGH-JKMNP")
+    keys = [room.join("spa", True), room.join("fra", False)]
+    with pytest.raises(RoomError, match="languages"):
+        room.join("deu", True)  # the room's language bound, in words
+    room.join("spa", False)
+    with pytest.raises(RoomError, match="full"):
+        room.join("spa", True)
+    assert "3 listening: fra 1, spa 2" in room.speaker_status()
+    other = quiet_room(pipeline, tmp_path, "OTHER")
+    with pytest.raises(RoomError, match="not in this room"):
+        other.view(keys[0], 0.0)  # a listener's key reaches their own room only
+    registry.end_idle(room.last_active + 61)
+    assert room.ended == ENDED_IDLE and len(registry) == 0
+    assert room.view(keys[0], 0.0).ended and room.view(keys[0], 0.0).status == ENDED_IDLE
+    with pytest.raises(RoomError, match="silence"):
+        room.join("spa", True)
+    registry.open(lambda c: quiet_room(pipeline, tmp_path, c))  # an ended room no longer counts
+
+
+def test_every_listener_hears_their_own_watermark(pipeline, tmp_path):
+    from engine.stream_events import SpeechChunk
+    from safety.marking import session_id
+
+    room = quiet_room(pipeline, tmp_path)
+    keys = [room.join("spa", True), room.join("spa", True)]
+    t = np.arange(3 * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+    voice = (0.2 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    voice += np.random.default_rng(0).normal(0, 0.02, voice.shape).astype(np.float32)
+    room.on_events("spa", [SpeechChunk(segment=0, source_time_s=0.5, emitted_at=0.0, compute_s=0.0, audio=voice)])
+    played = [room.view(k, now=0.0).speech for k in keys]
+    assert all(p is not None and p.shape == voice.shape for p in played) and not np.array_equal(*played)
+    payloads = []
+    for key in keys:
+        [wav] = [p for p in room.listener_downloads(key) if p.suffix == ".wav"]
+        found = pipeline.watermarker.detect(load_audio(wav), SAMPLE_RATE_HZ)
+        assert found.detected and found.payload & 0xFFFF == session_id(key)
+        payloads.append(found.payload)
+    assert payloads[0] != payloads[1]
