@@ -33,7 +33,9 @@ from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from safety.marking import SpeechMarker
+from ui.conversation import ConversationPage
 from ui.live import LiveRegistry, LiveTranslation
+from ui.rooms_page import RoomsPage
 from ui.runtime import ModelNotReady, ModelRuntime
 from ui.websocket import StartMessage, WebSocketOptions, attach_websocket
 
@@ -52,6 +54,11 @@ CSS = """
 .captions .placeholder { color: #aaaaaa; }
 .notice { color: #a15c00; font-size: 0.9em; }
 .captions .flagged { text-decoration: underline wavy #d97706; }
+.turn { margin: 0.4em 0; padding: 0.4em 0.6em; border-left: 4px solid #6366f1; }
+.turn-b { border-left-color: #10b981; }
+.turn .heard { color: #555555; }
+.turn .how { color: #8a8a8a; font-size: 0.85em; }
+#conv-a, #conv-b { min-height: 5em; font-size: 1.3em; }
 """
 
 
@@ -142,6 +149,8 @@ class ParleyApp:
         self.work_dir = work_dir
         #: Streams closed for being idle: their downloads, for the Stop that comes later (small: paths only).
         self._closed: dict[str, list[str]] = {}
+        self.rooms = RoomsPage(runtime, work_dir)
+        self.conversations = ConversationPage(runtime, work_dir, self.web.max_rooms, self.web.room_idle_timeout_s)
 
     def marker(self, request: gr.Request | None) -> SpeechMarker:
         """Every synthetic sample handed to this browser session carries this payload."""
@@ -213,6 +222,7 @@ class ParleyApp:
         """Close live streams idle for ``idle_timeout_s`` (their state freed, their downloads kept for the Stop that
         may still come) and delete outputs older than ``retention_s``. Runs every few seconds on its own thread."""
         now = time.monotonic() if now is None else now
+        self.rooms.registry.end_idle(now)
         for key, live in self.registry.idle(now - self.web.idle_timeout_s):
             log.info("closing a live stream idle for %.0f s", now - live.last_active)
             live.finish(now)
@@ -353,14 +363,17 @@ class ParleyApp:
         with gr.Blocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
+            self.rooms.listener_panel(demo)
             shared = self._settings_row()
-            with gr.Tabs():
+            with gr.Tabs() as tabs:
                 with gr.Tab("Live", id="live"):
                     self._live_tab(shared)
                 with gr.Tab("File", id="file"):
                     self._file_tab(shared)
                 with gr.Tab("Text", id="text"):
                     self._text_tab(shared)
+                with gr.Tab("Conversation", id="conversation"):
+                    self.conversations.tab(demo, tabs)
                 with gr.Tab("Verify watermark", id="verify"):
                     self._verify_tab()
             demo.unload(self.unload)
@@ -435,6 +448,7 @@ class ParleyApp:
         mic.stop_recording(_plain_errors(_gpu(self.live_stop)), inputs=[key], outputs=[*outputs, live_files],
                            **live_event)  # fmt: skip
         clear.click(self.live_clear, inputs=[key], outputs=[*outputs, key])
+        self.rooms.speaker_panel(shared)
 
     def _file_tab(self, shared: _Shared) -> None:
         gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")
