@@ -5,9 +5,11 @@ end, so the same settings give the same behaviour everywhere.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +32,9 @@ from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
 from safety.watermark import WatermarkConfig, Watermarker, create_watermarker
 
+if TYPE_CHECKING:  # the Ray pool is optional: imported only when the backend is "ray"
+    from cluster.pool import ReplicaPool
+
 
 @dataclass(frozen=True)
 class Pipeline:
@@ -44,6 +49,8 @@ class Pipeline:
     watermarker: Watermarker
     #: Batches the live streams' model calls across sessions; None when decoding with beams (it decodes greedily).
     scheduler: InferenceScheduler | None = None
+    #: With ``--backend ray``: the replicas that run every model call (then there is no local scheduler).
+    pool: ReplicaPool | None = None
 
     @property
     def loaded(self) -> LoadedModel:
@@ -71,7 +78,11 @@ class Pipeline:
             self.translator.check_target(tgt_lang, task.speech_output)
         if src_lang is not None:
             self.translator.check_source_text(src_lang)
-        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
+        key = secrets.token_hex(8)
+        if self.pool is not None:
+            backend = self.pool.session(key)
+        else:
+            backend = self.translator if self.scheduler is None else self.scheduler.session(key)
         return StreamingSession(
             backend,
             StreamingVad.for_new_stream(self.vad_model),
@@ -96,16 +107,22 @@ class Pipeline:
     ) -> FileTranslation:
         """A whole 16 kHz recording, utterance by utterance (speech not yet watermarked: the caller marks it on the
         timeline it writes)."""
-        segmenter = Segmenter(self.vad_model, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
+        # Silero keeps its recurrent state in the model object: uploads running at once each need their own copy.
+        vad = copy.deepcopy(self.vad_model)
+        segmenter = Segmenter(vad, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
         return translate_recording(
-            self.translator, segmenter, audio, Task(task), tgt_lang, src_lang, progress,
+            self._request_translator(), segmenter, audio, Task(task), tgt_lang, src_lang, progress,
             expressive=self._stage(expressive), judge=self.judge,
         )  # fmt: skip
 
     def translate_texts(
         self, texts: Sequence[str], task: Task | str, tgt_lang: str, src_lang: str
     ) -> list[tuple[TranslationResult, Report | None]]:
-        return translate_texts_checked(self.translator, self.judge, texts, task, tgt_lang, src_lang)
+        return translate_texts_checked(self._request_translator(), self.judge, texts, task, tgt_lang, src_lang)
+
+    def _request_translator(self) -> Translator:
+        """What runs one file or text request's model passes: the translator, or its stand-in on the pool."""
+        return self.translator if self.pool is None else self.pool.file_translator(secrets.token_hex(8))
 
 
 def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:
@@ -137,7 +154,13 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         audioseal_detector=mark.audioseal_detector,
     )
     watermarker = create_watermarker(config)
-    scheduler = InferenceScheduler(translator, settings.scheduler) if (settings.engine.num_beams or 1) == 1 else None
+    pool = scheduler = None
+    if settings.cluster.backend == "ray":
+        from cluster.head import open_pool
+
+        pool = open_pool(settings, translator)
+    elif (settings.engine.num_beams or 1) == 1:
+        scheduler = InferenceScheduler(translator, settings.scheduler)
     return Pipeline(
         settings,
         translator,
@@ -146,4 +169,5 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         ExpressiveStage(expressive_options, voices),
         watermarker,
         scheduler,
+        pool,
     )
