@@ -41,6 +41,9 @@ RECONNECTING = "Reconnecting to the translation service…"
 #: loaded machine takes tens of seconds).
 RETRY_FOR_S = 120.0
 RETRY_PAUSE_S = 0.25
+#: One outage can fail several calls of a session in a row (until Serve stops routing to the dead replica): the
+#: session shows at most one notice in this long.
+NOTICE_EVERY_S = 30.0
 
 
 @dataclass
@@ -139,6 +142,12 @@ class RemoteSession:
         self._pool, self._key, self._priority = pool, key, priority
         self._translator = pool.translator
         self._notices: list[str] = []
+        self._noticed_at = -NOTICE_EVERY_S
+
+    def _notify(self, message: str) -> None:
+        if time.monotonic() - self._noticed_at >= NOTICE_EVERY_S:
+            self._noticed_at = time.monotonic()
+            self._notices.append(message)
 
     def take_notices(self) -> list[str]:
         """Notices since the last call (the session shows them as :class:`engine.stream_events.Notice`)."""
@@ -146,7 +155,7 @@ class RemoteSession:
         return notices
 
     def _call(self, method: str, *args, state: WireState | None = None):
-        return self._pool.call(method, self._key, *args, state=state, notify=self._notices.append)
+        return self._pool.call(method, self._key, *args, state=state, notify=self._notify)
 
     def encode(self, audio: np.ndarray) -> WireState:
         return self._call("encode", np.asarray(audio, dtype=np.float32))

@@ -85,14 +85,12 @@ def one_thread(fn):
         torch.set_num_threads(threads)
 
 
-def live(pipeline: Pipeline, audio: np.ndarray, tgt: str, task: str, pause_s: float = 0.0, started=None) -> list:
-    """A live stream fed in 0.25 s chunks; every event it gave."""
+def live(pipeline: Pipeline, audio: np.ndarray, tgt: str, task: str, pause_s: float = 0.0) -> list:
+    """A live stream fed in 0.25 s chunks (``pause_s`` between them); every event it gave."""
     session = pipeline.stream(tgt, task, preset="low", src_lang="eng")
     step, events = int(CHUNK_S * SAMPLE_RATE_HZ), []
     for i in range(0, audio.size, step):
         events += session.push(audio[i : i + step], SAMPLE_RATE_HZ)
-        if started is not None and i >= audio.size // 3:
-            started.set()
         time.sleep(pause_s)
     return events + session.finish()
 
@@ -121,11 +119,9 @@ def on_threads(jobs: list) -> list:
     return results
 
 
-def stream_jobs(pipeline: Pipeline, audios: list[np.ndarray], pause_s: float = 0.0, started=None) -> list:
+def stream_jobs(pipeline: Pipeline, audios: list[np.ndarray], pause_s: float = 0.0) -> list:
     tasks = ("s2st", "s2tt")
-    return [
-        lambda i=i, a=a: live(pipeline, a, TARGETS[i % 3], tasks[i % 2], pause_s, started) for i, a in enumerate(audios)
-    ]
+    return [lambda i=i, a=a: live(pipeline, a, TARGETS[i % 3], tasks[i % 2], pause_s) for i, a in enumerate(audios)]
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -214,14 +210,17 @@ def front_ends(pool_pipeline, ray_settings, tmp_path_factory):
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout_s: float = 150.0) -> None:
+    """Until the front end's WebSocket answers a stream with "ready" (the page is up before the model and pool)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the second front end exited: {log.read_text()[-2000:]}"
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-            return
+            probe = asyncio.run(send(f"ws://127.0.0.1:{port}/ws", np.zeros(SAMPLE_RATE_HZ // 2, np.float32)))
+            if probe.messages and probe.messages[0]["type"] == "ready":
+                return
         except OSError:
-            time.sleep(1.0)
+            pass
+        time.sleep(1.0)
     pytest.fail(f"the second front end did not start in {timeout_s:.0f} s: {log.read_text()[-2000:]}")
 
 
@@ -259,29 +258,39 @@ def send_like_client(session, audio: np.ndarray) -> list:
     )
 
 
-def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utterances):
-    """SIGKILL one replica while four streams run: each commits exactly the local backend's text, some saw a
-    "reconnecting" notice, and Serve replaces the replica."""
+def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utterances, talk):
+    """SIGKILL one replica while four streams and two uploads of a one-minute talk keep both replicas busy: each
+    gives exactly the local backend's text, calls in flight were sent again (the streams that had one saw one
+    "reconnecting" notice), and Serve replaces the replica."""
     from ray import serve
 
     from cluster.pool import RECONNECTING
 
-    pool = pool_pipeline.pool
+    pool, audio = pool_pipeline.pool, talk[1]
     victim = max(pool.replicas(), key=lambda r: r.calls)
     retries = pool.retries
-    started = threading.Event()
-    jobs = stream_jobs(pool_pipeline, utterances[:4], pause_s=0.05, started=started)
+    decoding = threading.Event()  # set once the uploads have calls on both replicas, while the streams run
+
+    def upload():
+        progress = lambda done, _total: done >= 1 and decoding.set()  # noqa: E731
+        return pool_pipeline.translate_recording(audio, "s2st", "spa", "eng", progress, expressive=False)
+
+    jobs = [*stream_jobs(pool_pipeline, utterances[:4], pause_s=CHUNK_S / 2), upload, upload]
 
     def kill() -> None:
-        started.wait(60)
+        decoding.wait(60)
         os.kill(victim.pid, signal.SIGKILL)
 
-    results = on_threads([*jobs, kill])[:4]
+    results = on_threads([*jobs, kill])
     expected = one_thread(lambda: [job() for job in stream_jobs(pipeline, utterances[:4])])
-    for got, want in zip(results, expected, strict=True):
+    for got, want in zip(results[:4], expected, strict=True):
         assert committed(got) == committed(want) and committed(want)
-    notices = [e.message for r in results for e in r if isinstance(e, Notice)]
-    assert pool.retries > retries and notices and set(notices) == {RECONNECTING}, (pool.retries, notices)
+    want_file = one_thread(lambda: pipeline.translate_recording(audio, "s2st", "spa", "eng", expressive=False))
+    for got in results[4:6]:
+        assert [s.text for s in got.segments] == [s.text for s in want_file.segments]
+        assert np.array_equal(got.audio, want_file.audio)
+    notices = [[e.message for e in r if isinstance(e, Notice)] for r in results[:4]]
+    assert pool.retries > retries and all(n in ([], [RECONNECTING]) for n in notices), (pool.retries, notices)
 
     deadline = time.monotonic() + REPLACED_TIMEOUT_S
     while time.monotonic() < deadline:
