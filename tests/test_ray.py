@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from cluster.metrics import per_replica
 from compose.pipeline import Pipeline, build_pipeline
 from compose.settings import ClusterSettings, Settings, WebSettings
 from engine.audio import SAMPLE_RATE_HZ, load_audio
@@ -124,21 +123,10 @@ def stream_jobs(pipeline: Pipeline, audios: list[np.ndarray], pause_s: float = 0
     return [lambda i=i, a=a: live(pipeline, a, TARGETS[i % 3], tasks[i % 2], pause_s) for i, a in enumerate(audios)]
 
 
-def scrape(url: str) -> dict[str, float]:
-    """Prometheus text → answered calls per replica tag."""
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    calls: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("ray_parley_replica_calls_total{"):
-            replica = re.search(r'replica="([^"]+)"', line).group(1)
-            calls[replica] = calls.get(replica, 0.0) + float(line.rsplit(" ", 1)[1])
-    return calls
-
-
 def wait_for_metrics(url: str, done: callable, timeout_s: float = 30.0) -> dict[str, float]:
     deadline = time.monotonic() + timeout_s
     while True:
-        calls = scrape(url)
+        calls = per_replica(url)
         if done(calls) or time.monotonic() > deadline:
             return calls
         time.sleep(1.0)
@@ -229,7 +217,7 @@ def test_two_front_ends_share_the_pool(front_ends, pool_pipeline, pipeline, utte
     from ray import serve
 
     app, _, log = front_ends
-    before = scrape(pool_pipeline.pool.head.metrics_url)
+    before = per_replica(pool_pipeline.pool.head.metrics_url)
     got = on_threads([lambda p=p: asyncio.run(send(f"ws://127.0.0.1:{p}/ws", utterances[1])) for p in
                       (FRONT_A_PORT, FRONT_B_PORT)])  # fmt: skip
     session = pipeline.stream("spa", "s2tt", src_lang="eng")
@@ -245,6 +233,20 @@ def test_two_front_ends_share_the_pool(front_ends, pool_pipeline, pipeline, utte
     after = wait_for_metrics(pool_pipeline.pool.head.metrics_url,
                              lambda c: sum(c.values()) - sum(before.values()) > a_calls)  # fmt: skip
     assert sum(after.values()) - sum(before.values()) > a_calls, (before, after, a_calls)
+    panel = app.poll_pool()  # the page's status panel: this front end's replicas (it joined: no metrics URL)
+    assert all(f"`{r.replica}`" in panel for r in front_a) and "calls sent again" in panel
+
+
+def test_the_status_panel_shows_each_replica_with_its_ray_metrics(pool_pipeline):
+    from ui.pool_panel import pool_markdown
+
+    pool = pool_pipeline.pool
+    panel = pool_markdown(pool)
+    for r in pool.replicas():
+        row = next(line for line in panel.splitlines() if f"`{r.replica}`" in line)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1:3] == [str(r.pid), str(r.calls)] and float(cells[3]) > 0, row  # cells[3]: Ray's count
+    assert pool.head.metrics_url in panel
 
 
 def send_like_client(session, audio: np.ndarray) -> list:
