@@ -132,12 +132,20 @@ def wait_for_metrics(url: str, done: callable, timeout_s: float = 30.0) -> dict[
         time.sleep(1.0)
 
 
-def test_streams_and_uploads_through_the_pool_equal_the_local_backend(pool_pipeline, pipeline, utterances, uploads):
+@pytest.fixture(scope="module")
+def local_streams(pipeline, utterances) -> list[list]:
+    """What the local backend gives for the six streams."""
+    return one_thread(lambda: [job() for job in stream_jobs(pipeline, utterances)])
+
+
+def test_streams_and_uploads_through_the_pool_equal_the_local_backend(
+    pool_pipeline, pipeline, utterances, uploads, local_streams
+):
     """Six live streams and two uploads at once, spread over both replicas: the same text as the local backend."""
     jobs = stream_jobs(pool_pipeline, utterances)
     jobs += [lambda a=a: pool_pipeline.translate_recording(a, "s2tt", "spa", "eng") for a in uploads]
     results = on_threads(jobs)
-    expected = one_thread(lambda: [job() for job in stream_jobs(pipeline, utterances)])
+    expected = local_streams
     expected_files = one_thread(lambda: [pipeline.translate_recording(a, "s2tt", "spa", "eng") for a in uploads])
 
     for got, want in zip(results[:6], expected, strict=True):
@@ -260,15 +268,16 @@ def send_like_client(session, audio: np.ndarray) -> list:
     )
 
 
-def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utterances, talk):
-    """SIGKILL one replica while four streams and two uploads of a one-minute talk keep both replicas busy: each
+def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utterances, local_streams):
+    """SIGKILL one replica while four streams and two uploads of four utterances keep both replicas busy: each
     gives exactly the local backend's text, calls in flight were sent again (the streams that had one saw one
     "reconnecting" notice), and Serve replaces the replica."""
     from ray import serve
 
     from cluster.pool import RECONNECTING
 
-    pool, audio = pool_pipeline.pool, talk[1]
+    pool = pool_pipeline.pool
+    audio = recording(utterances[:4], [1.0, 1.0, 1.0, 0.5])[0]
     victim = max(pool.replicas(), key=lambda r: r.calls)
     retries = pool.retries
     decoding = threading.Event()  # set once the uploads have calls on both replicas, while the streams run
@@ -284,8 +293,7 @@ def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utte
         os.kill(victim.pid, signal.SIGKILL)
 
     results = on_threads([*jobs, kill])
-    expected = one_thread(lambda: [job() for job in stream_jobs(pipeline, utterances[:4])])
-    for got, want in zip(results[:4], expected, strict=True):
+    for got, want in zip(results[:4], local_streams[:4], strict=True):
         assert committed(got) == committed(want) and committed(want)
     want_file = one_thread(lambda: pipeline.translate_recording(audio, "s2st", "spa", "eng", expressive=False))
     for got in results[4:6]:
