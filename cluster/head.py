@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,12 +43,15 @@ class Head:
     address: str  # the GCS address other front ends join with ``--ray-address``
     started_here: bool
     metrics_url: str | None  # Prometheus endpoint of a head started here
+    #: Set to let the thread that started a local head end (see :func:`_init_on_keeper_thread`).
+    released: threading.Event | None = None
 
 
 def start(settings: Settings) -> Head:
     """Join ``settings.cluster.ray_address`` or start a local head; then make sure the application is deployed."""
     cluster = settings.cluster
     started_here = cluster.ray_address is None
+    released = None
     if started_here:
         os.environ.update(LOOPBACK_ENV)  # before ray is imported, so its node address is the loopback one
     try:
@@ -55,7 +59,7 @@ def start(settings: Settings) -> Head:
         from ray import serve
 
         if started_here:
-            ray.init(
+            released = _init_on_keeper_thread(
                 include_dashboard=cluster.ray_dashboard_port > 0,
                 dashboard_host=LOOPBACK,
                 dashboard_port=cluster.ray_dashboard_port or None,
@@ -81,7 +85,7 @@ def start(settings: Settings) -> Head:
     metrics = f"http://{LOOPBACK}:{cluster.ray_metrics_port}/metrics" if started_here else None
     how = "started here" if started_here else "joined"
     log.info("Ray model pool %r at %s (%s)", cluster.ray_app_name, address, how)
-    return Head(address, started_here, metrics)
+    return Head(address, started_here, metrics, released)
 
 
 def open_pool(settings: Settings, translator: Translator) -> ReplicaPool:
@@ -104,3 +108,31 @@ def stop(head: Head) -> None:
 
         serve.shutdown()
     ray.shutdown()
+    if head.released is not None:
+        head.released.set()
+
+
+def _init_on_keeper_thread(**options) -> threading.Event:
+    """``ray.init(**options)`` on a thread that lives until the returned event is set.
+
+    Why: Ray starts the head's GCS and raylet with a parent-death signal, which Linux sends when the *thread* that
+    started them ends, not the process. The web app loads its pipeline on a short-lived thread, so a head started
+    there would die with it a moment later."""
+    import ray
+
+    ready, released, failure = threading.Event(), threading.Event(), []
+
+    def keep() -> None:
+        try:
+            ray.init(**options)
+        except BaseException as e:  # handed to the caller's thread
+            failure.append(e)
+        ready.set()
+        if not failure:
+            released.wait()
+
+    threading.Thread(target=keep, name="parley-ray-head", daemon=True).start()
+    ready.wait()
+    if failure:
+        raise failure[0]
+    return released
