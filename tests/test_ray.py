@@ -315,3 +315,24 @@ def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utte
         if len({r.replica for r in pool.replicas()} - {r.replica for r in [victim]}) >= 2:
             break
     assert len({r.replica for r in pool.replicas()} - {victim.replica}) >= 2, pool.replicas()
+
+
+def test_the_deployment_files_are_valid_serve_configs(pool_pipeline):  # after the head: ray imported once it is
+    """``deploy/serve.yaml`` and the RayService's embedded config pass Serve's own schema, and their import path
+    builds the replica deployment from the settings in ``args``."""
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from cluster.app import DEPLOYMENT, build
+
+    serve_config = yaml.safe_load((REPO / "deploy" / "serve.yaml").read_text())
+    service = yaml.safe_load((REPO / "deploy" / "rayservice.yaml").read_text())
+    assert service["kind"] == "RayService"
+    for config in (serve_config, yaml.safe_load(service["spec"]["serveConfigV2"])):
+        [app] = ServeDeploySchema.model_validate(config).applications
+        assert app.import_path == "cluster.app:build" and app.deployments[0].name == DEPLOYMENT
+        assert app.deployments[0].ray_actor_options["num_gpus"] == 1
+    built = build({"model": "tiny", "max_batch_rows": 4, "replicas": 3})
+    engine, scheduler = built._bound_deployment.init_args
+    assert engine.model == "tiny" and scheduler.max_batch_rows == 4
+    assert built._bound_deployment._deployment_config.num_replicas == 3
