@@ -331,7 +331,7 @@ def test_the_deployment_files_are_valid_serve_configs(pool_pipeline):  # after t
     for config in (serve_config, yaml.safe_load(service["spec"]["serveConfigV2"])):
         [app] = ServeDeploySchema.model_validate(config).applications
         assert app.import_path == "cluster.app:build" and app.deployments[0].name == DEPLOYMENT
-        assert app.deployments[0].ray_actor_options["num_gpus"] == 1
+        assert app.deployments[0].ray_actor_options.num_gpus == 1
     built = build({"model": "tiny", "max_batch_rows": 4, "replicas": 3})
     engine, scheduler = built._bound_deployment.init_args
     assert engine.model == "tiny" and scheduler.max_batch_rows == 4
