@@ -5,9 +5,11 @@ end, so the same settings give the same behaviour everywhere.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +38,9 @@ from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
 from safety.watermark import WatermarkConfig, Watermarker, create_watermarker
 
+if TYPE_CHECKING:  # the Ray pool is optional: imported only when the backend is "ray"
+    from cluster.pool import ReplicaPool
+
 
 @dataclass(frozen=True)
 class Pipeline:
@@ -51,6 +56,8 @@ class Pipeline:
     #: Batches every model call (live streams, uploads, text requests) across sessions; None when decoding with
     #: beams (it decodes greedily).
     scheduler: InferenceScheduler | None = None
+    #: With ``--backend ray``: the replicas that run every model call (then there is no local scheduler).
+    pool: ReplicaPool | None = None
 
     @property
     def loaded(self) -> LoadedModel:
@@ -73,7 +80,7 @@ class Pipeline:
         expressive: bool | None = None,
     ) -> StreamingSession:
         """A new live session (one per stream) with its own VAD state."""
-        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
+        backend = self._backend()
         vad = StreamingVad.for_new_stream(self.vad_model)
         return self._session(tgt_lang, task, preset, src_lang, expressive, vad, backend)
 
@@ -89,7 +96,7 @@ class Pipeline:
         (speech and text when the language can be spoken, text otherwise), sharing the room's VAD and encoder."""
         if src_lang is not None:
             self.translator.check_source_text(src_lang)
-        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
+        backend = self._backend()
 
         def language(tgt_lang: str, vad: SpeechProbability, shared: StreamingBackend) -> StreamingSession:
             task = Task.S2ST if get_language(tgt_lang).speech_output else Task.S2TT
@@ -98,6 +105,13 @@ class Pipeline:
         return RoomSession(
             language, backend, StreamingVad.for_new_stream(self.vad_model), on_events, self._limits(), max_languages
         )
+
+    def _backend(self) -> StreamingBackend:
+        """A new session's model calls: the Ray pool, the shared scheduler, or (decoding with beams) the translator."""
+        key = secrets.token_hex(8)
+        if self.pool is not None:
+            return self.pool.session(key)
+        return self.translator if self.scheduler is None else self.scheduler.session(key)
 
     def _limits(self) -> LiveInputLimits:
         streaming = self.settings.streaming
@@ -133,7 +147,9 @@ class Pipeline:
     ) -> FileTranslation:
         """A whole 16 kHz recording, utterance by utterance (speech not yet watermarked: the caller marks it on the
         timeline it writes)."""
-        segmenter = Segmenter(self.vad_model, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
+        # Silero keeps its recurrent state in the model object: uploads running at once each need their own copy.
+        vad = copy.deepcopy(self.vad_model)
+        segmenter = Segmenter(vad, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
         return translate_recording(
             self._requests(Priority.FILE), segmenter, audio, Task(task), tgt_lang, src_lang, progress,
             expressive=self._stage(expressive), judge=self.judge,
@@ -146,9 +162,12 @@ class Pipeline:
         return translate_texts_checked(self._requests(Priority.LIVE), self.judge, texts, task, tgt_lang, src_lang)
 
     def _requests(self, priority: Priority) -> Translator | ScheduledTranslator:
-        """One request's model calls: through the scheduler (its own round-robin turn), or the translator when
-        decoding with beams."""
-        return self.translator if self.scheduler is None else self.scheduler.requests(secrets.token_hex(8), priority)
+        """One request's model calls: on the Ray pool, through the scheduler (its own round-robin turn, at
+        ``priority``), or the translator itself when decoding with beams."""
+        key = secrets.token_hex(8)
+        if self.pool is not None:
+            return self.pool.file_translator(key)
+        return self.translator if self.scheduler is None else self.scheduler.requests(key, priority)
 
 
 def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:
@@ -180,7 +199,13 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         audioseal_detector=mark.audioseal_detector,
     )
     watermarker = create_watermarker(config)
-    scheduler = InferenceScheduler(translator, settings.scheduler) if (settings.engine.num_beams or 1) == 1 else None
+    pool = scheduler = None
+    if settings.cluster.backend == "ray":
+        from cluster.head import open_pool
+
+        pool = open_pool(settings, translator)
+    elif (settings.engine.num_beams or 1) == 1:
+        scheduler = InferenceScheduler(translator, settings.scheduler)
     return Pipeline(
         settings,
         translator,
@@ -189,4 +214,5 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         ExpressiveStage(expressive_options, voices),
         watermarker,
         scheduler,
+        pool,
     )
