@@ -48,8 +48,8 @@ MODEL_GROUP = "model"
 LIVE_GROUP = "live"
 
 PAGE_DIR = Path(__file__).resolve().parent
-#: A readable payload needs a few seconds of marked speech; a clip shorter than this that shows the mark but no
-#: payload is called too short to hold one (instead of "unreadable", which suggests tampering).
+#: A readable payload needs a few seconds of marked speech: for a clip shorter than this, the Verify tab says it may
+#: be too short to hold one (instead of "unreadable", which suggests tampering, or a bare "not found").
 PAYLOAD_CLIP_S = 4.0
 #: The Verify plot's line: built-in window scores are about N(0, 1) without a mark; above 3 is rare by chance.
 CHANCE_SCORE = 3.0
@@ -371,10 +371,12 @@ class ParleyApp:
             return "### Nothing to check\nThe recording is silent, so it cannot carry a watermark.", _evidence([])
         audio = prepare(samples, rate, max_duration_s=max_s)
         result = pipeline.watermarker.detect(audio, SAMPLE_RATE_HZ)
+        clip_s = audio.shape[0] / SAMPLE_RATE_HZ
+        short = f" At {clip_s:.1f} s, the clip may be too short to hold a payload." if clip_s < PAYLOAD_CLIP_S else ""
         if result.detected:
             if result.payload is not None:
                 who = describe_payload(result.payload)
-            elif audio.shape[0] / SAMPLE_RATE_HZ < PAYLOAD_CLIP_S:
+            elif short:
                 who = "present, but the clip is too short to hold a payload"
             else:
                 who = "present, but the payload could not be read"
@@ -387,7 +389,7 @@ class ParleyApp:
             text = (
                 "### No Parley watermark found\n"
                 f"(score {result.score:.1f}, p = {result.p_value:.2f}). Audio from another source, a different "
-                "server key, or altered beyond recognition."
+                f"server key, or altered beyond recognition.{short}"
             )
         return text, _evidence(result.windows)
 
@@ -419,7 +421,7 @@ class ParleyApp:
             self._status_row(demo)
             shared = self._settings_row()
             with gr.Tabs():
-                with gr.Tab("Live", id="live") as live:
+                with gr.Tab("Live", id="live", elem_id="live-tab") as live:
                     self._live_tab(shared)
                 with gr.Tab("File", id="file") as file:
                     self._file_tab(shared)
