@@ -13,12 +13,16 @@ import numpy as np
 import torch
 
 from compose.settings import Settings
+from engine.backend import StreamingBackend
 from engine.file_translation import FileTranslation, Progress, translate_recording
 from engine.hooks import Report
+from engine.languages import get_language
 from engine.mitigation import translate_texts_checked
 from engine.models import LoadedModel, load_model
 from engine.prosody import ExpressiveOptions, ExpressiveStage
+from engine.room import EventSink, RoomSession
 from engine.scheduler import InferenceScheduler
+from engine.segmenter import SpeechProbability
 from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
@@ -66,23 +70,53 @@ class Pipeline:
         expressive: bool | None = None,
     ) -> StreamingSession:
         """A new live session (one per stream) with its own VAD state."""
-        task, streaming = Task(task), self.settings.streaming
+        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
+        vad = StreamingVad.for_new_stream(self.vad_model)
+        return self._session(tgt_lang, task, preset, src_lang, expressive, vad, backend)
+
+    def room(
+        self,
+        on_events: EventSink,
+        src_lang: str | None = None,
+        preset: str | None = None,
+        expressive: bool | None = None,
+        max_languages: int = 8,
+    ) -> RoomSession:
+        """A new room (one speaker, any listeners): each language added is a session like :meth:`stream`'s
+        (speech and text when the language can be spoken, text otherwise), sharing the room's VAD and encoder."""
+        if src_lang is not None:
+            self.translator.check_source_text(src_lang)
+        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
+
+        def language(tgt_lang: str, vad: SpeechProbability, shared: StreamingBackend) -> StreamingSession:
+            task = Task.S2ST if get_language(tgt_lang).speech_output else Task.S2TT
+            return self._session(tgt_lang, task, preset, src_lang, expressive, vad, shared)
+
+        return RoomSession(
+            language, backend, StreamingVad.for_new_stream(self.vad_model), on_events, self._limits(), max_languages
+        )
+
+    def _limits(self) -> LiveInputLimits:
+        streaming = self.settings.streaming
+        return LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s)
+
+    def _session(self, tgt_lang, task, preset, src_lang, expressive, vad, backend) -> StreamingSession:
+        task = Task(task)
         if task is not Task.ASR:
             self.translator.check_target(tgt_lang, task.speech_output)
         if src_lang is not None:
             self.translator.check_source_text(src_lang)
-        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
         return StreamingSession(
             backend,
-            StreamingVad.for_new_stream(self.vad_model),
+            vad,
             tgt_lang,
             task=task,
-            preset=preset or streaming.preset,
+            preset=preset or self.settings.streaming.preset,
             src_lang=src_lang,
             speaker_id=self.settings.engine.speaker_id,
             expressive=self._stage(expressive),
             judge=self.judge,
-            limits=LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s),
+            limits=self._limits(),
         )
 
     def translate_recording(

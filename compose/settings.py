@@ -115,6 +115,12 @@ class WebSettings:
     max_file_mb: int = field(default=200, metadata=_help("largest upload (MB)"))
     #: Longest text translated in one request, in characters.
     max_text_chars: int = field(default=5_000, metadata=_help("longest text per request (characters)"))
+    #: Rooms (one speaker, many listeners) open at once, listeners per room, languages decoded per room, and how
+    #: long a room may go without the speaker's audio before it ends, in seconds.
+    max_rooms: int = field(default=8, metadata=_help("rooms open at once"))
+    max_room_listeners: int = field(default=50, metadata=_help("listeners per room"))
+    max_room_languages: int = field(default=6, metadata=_help("languages decoded per room"))
+    room_idle_timeout_s: float = field(default=300.0, metadata=_help("end a room without speaker audio after (s)"))
     #: Whether visitors may switch the shared model to the offline test model; unset: only when the server listens
     #: on this machine alone (127.0.0.1, localhost). An operator decides for a shared server.
     allow_model_switch: bool | None = field(default=None, metadata=_help("let visitors switch to the test model"))
@@ -129,7 +135,8 @@ class WebSettings:
         limits = (self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb)
         if (
             min(*limits, self.max_text_chars, self.max_live_streams) < 1
-            or min(self.max_backlog_s, self.idle_timeout_s, self.retention_s) <= 0
+            or min(self.max_rooms, self.max_room_listeners, self.max_room_languages) < 1
+            or min(self.max_backlog_s, self.idle_timeout_s, self.retention_s, self.room_idle_timeout_s) <= 0
         ):
             raise ValueError("web limits must be positive")
 

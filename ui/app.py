@@ -33,7 +33,9 @@ from engine.streaming import StreamingSession
 from engine.tasks import Task
 from safety.marking import SpeechMarker
 from safety.watermark.interface import WindowScore, describe_payload
+from ui.conversation import ConversationPage
 from ui.live import LiveRegistry, LiveTranslation
+from ui.rooms_page import RoomsPage
 from ui.runtime import ModelNotReady, ModelRuntime
 from ui.sentences import batches, join_paragraphs, split_sentences
 from ui.websocket import StartMessage, WebSocketOptions, attach_websocket
@@ -169,6 +171,8 @@ class ParleyApp:
         self.work_dir = work_dir
         #: Streams closed for being idle: their downloads, for the Stop that comes later (small: paths only).
         self._closed: dict[str, list[str]] = {}
+        self.rooms = RoomsPage(runtime, work_dir)
+        self.conversations = ConversationPage(runtime, work_dir, self.web.max_rooms, self.web.room_idle_timeout_s)
 
     def marker(self, request: gr.Request | None) -> SpeechMarker:
         """Every synthetic sample handed to this browser session carries this payload."""
@@ -262,6 +266,7 @@ class ParleyApp:
         """Close live streams idle for ``idle_timeout_s`` (their state freed, their downloads kept for the Stop that
         may still come) and delete outputs older than ``retention_s``. Runs every few seconds on its own thread."""
         now = time.monotonic() if now is None else now
+        self.rooms.registry.end_idle(now)
         for key, live in self.registry.idle(now - self.web.idle_timeout_s):
             log.info("closing a live stream idle for %.0f s", now - live.last_active)
             live.finish()
@@ -419,18 +424,21 @@ class ParleyApp:
         with gr.Blocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
+            self.rooms.listener_panel(demo)
             shared = self._settings_row()
-            with gr.Tabs():
+            with gr.Tabs() as tabs:
                 with gr.Tab("Live", id="live", elem_id="live-tab") as live:
                     self._live_tab(shared)
                 with gr.Tab("File", id="file") as file:
                     self._file_tab(shared)
                 with gr.Tab("Text", id="text") as text:
                     self._text_tab(shared)
+                with gr.Tab("Conversation", id="conversation") as conversation:
+                    self.conversations.tab(demo, tabs)
                 with gr.Tab("Verify watermark", id="verify") as verify:
                     self._verify_tab()
             # The settings mean nothing on the Verify tab: they hide there.
-            for tab in (live, file, text, verify):
+            for tab in (live, file, text, conversation, verify):
                 tab.select(lambda shown=tab is not verify: gr.update(visible=shown), outputs=[shared.row],
                            queue=False, show_progress="hidden")  # fmt: skip
             demo.unload(self.unload)
@@ -525,6 +533,7 @@ class ParleyApp:
             self.live_clear, inputs=[key], outputs=[*texts, speaker, feed, live_files, key],
             js="() => window.parley.resetPlayer()", queue=False, **quiet,
         )  # fmt: skip
+        self.rooms.speaker_panel(shared)
 
     def _file_tab(self, shared: _Shared) -> None:
         gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")
