@@ -189,13 +189,13 @@ def test_live_state_is_reached_by_its_secret_not_by_the_session_hash(tiny_settin
         session_hash = "public-hash"
 
     chunk = (SAMPLE_RATE_HZ, hello_audio[: SAMPLE_RATE_HZ // 2])
-    *_, key = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
+    *_, key, _ = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
     assert key and key != Request.session_hash and len(key) >= 24  # server-issued, unguessable
     # Another connection that knows (or fakes) the same session hash gets a fresh stream, not this one.
-    *_, other = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
+    *_, other, _ = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
     assert other != key and app.registry.peek(key) is not app.registry.peek(other)
-    assert app.live_stop(None)[-1] is None and app.live_stop(Request.session_hash)[-1] is None  # no downloads
-    assert app.live_stop(key)[-1] is not None or app.registry.peek(key).finished
+    assert app.live_stop(None)[-1]["value"] is None and app.live_stop(Request.session_hash)[-1]["value"] is None
+    assert app.live_stop(key)[-1]["value"] is not None or app.registry.peek(key).finished
     app.unload(Request())
     assert app.registry.peek(key) is None and app.registry.peek(other) is None
 
@@ -220,14 +220,15 @@ def test_an_idle_stream_is_closed_with_its_downloads_kept_and_old_outputs_are_de
     key = None
     speech = np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)])
     for i in range(0, speech.size, SAMPLE_RATE_HZ // 2):
-        *_, key = app.live_chunk((SAMPLE_RATE_HZ, speech[i : i + SAMPLE_RATE_HZ // 2]), "eng", "spa",
+        *_, key, _ = app.live_chunk((SAMPLE_RATE_HZ, speech[i : i + SAMPLE_RATE_HZ // 2]), "eng", "spa",
                                  SPEECH_AND_TEXT, "balanced", False, key, Request())  # fmt: skip
     app.housekeeping(now=time.monotonic() + 1)  # not idle long enough yet
     assert app.registry.peek(key) is not None
     app.housekeeping(now=time.monotonic() + 10)  # a client that stopped sending (an API client without a heartbeat)
     assert app.registry.peek(key) is None and len(app.registry) == 0  # its state is freed …
-    *_, status, _, files = app.live_stop(key)
-    assert "closed after a silence" in status and any(f.endswith("translation.srt") for f in files)  # … its files kept
+    *_, status, _, wav, files = app.live_stop(key)
+    assert "closed after a silence" in status and any(f.endswith("translation.srt") for f in files["value"])
+    assert wav.endswith("translation.wav") and files["visible"]  # … its files kept
     old = tmp_path / "file-old"
     old.mkdir()
     os.utime(old, (time.time() - 3600, time.time() - 3600))
