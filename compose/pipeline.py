@@ -5,9 +5,11 @@ end, so the same settings give the same behaviour everywhere.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,6 +36,9 @@ from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
 from safety.watermark import WatermarkConfig, Watermarker, create_watermarker
 
+if TYPE_CHECKING:  # the Ray pool is optional: imported only when the backend is "ray"
+    from cluster.pool import ReplicaPool
+
 
 @dataclass(frozen=True)
 class Pipeline:
@@ -48,6 +53,8 @@ class Pipeline:
     watermarker: Watermarker
     #: Batches the live streams' model calls across sessions; None when decoding with beams (it decodes greedily).
     scheduler: InferenceScheduler | None = None
+    #: With ``--backend ray``: the replicas that run every model call (then there is no local scheduler).
+    pool: ReplicaPool | None = None
 
     @property
     def loaded(self) -> LoadedModel:
@@ -70,7 +77,7 @@ class Pipeline:
         expressive: bool | None = None,
     ) -> StreamingSession:
         """A new live session (one per stream) with its own VAD state."""
-        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
+        backend = self._backend()
         vad = StreamingVad.for_new_stream(self.vad_model)
         return self._session(tgt_lang, task, preset, src_lang, expressive, vad, backend)
 
@@ -86,7 +93,7 @@ class Pipeline:
         (speech and text when the language can be spoken, text otherwise), sharing the room's VAD and encoder."""
         if src_lang is not None:
             self.translator.check_source_text(src_lang)
-        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
+        backend = self._backend()
 
         def language(tgt_lang: str, vad: SpeechProbability, shared: StreamingBackend) -> StreamingSession:
             task = Task.S2ST if get_language(tgt_lang).speech_output else Task.S2TT
@@ -95,6 +102,13 @@ class Pipeline:
         return RoomSession(
             language, backend, StreamingVad.for_new_stream(self.vad_model), on_events, self._limits(), max_languages
         )
+
+    def _backend(self) -> StreamingBackend:
+        """A new session's model calls: the Ray pool, the shared scheduler, or (decoding with beams) the translator."""
+        key = secrets.token_hex(8)
+        if self.pool is not None:
+            return self.pool.session(key)
+        return self.translator if self.scheduler is None else self.scheduler.session(key)
 
     def _limits(self) -> LiveInputLimits:
         streaming = self.settings.streaming
@@ -130,16 +144,22 @@ class Pipeline:
     ) -> FileTranslation:
         """A whole 16 kHz recording, utterance by utterance (speech not yet watermarked: the caller marks it on the
         timeline it writes)."""
-        segmenter = Segmenter(self.vad_model, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
+        # Silero keeps its recurrent state in the model object: uploads running at once each need their own copy.
+        vad = copy.deepcopy(self.vad_model)
+        segmenter = Segmenter(vad, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
         return translate_recording(
-            self.translator, segmenter, audio, Task(task), tgt_lang, src_lang, progress,
+            self._request_translator(), segmenter, audio, Task(task), tgt_lang, src_lang, progress,
             expressive=self._stage(expressive), judge=self.judge,
         )  # fmt: skip
 
     def translate_texts(
         self, texts: Sequence[str], task: Task | str, tgt_lang: str, src_lang: str
     ) -> list[tuple[TranslationResult, Report | None]]:
-        return translate_texts_checked(self.translator, self.judge, texts, task, tgt_lang, src_lang)
+        return translate_texts_checked(self._request_translator(), self.judge, texts, task, tgt_lang, src_lang)
+
+    def _request_translator(self) -> Translator:
+        """What runs one file or text request's model passes: the translator, or its stand-in on the pool."""
+        return self.translator if self.pool is None else self.pool.file_translator(secrets.token_hex(8))
 
 
 def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:
@@ -171,7 +191,13 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         audioseal_detector=mark.audioseal_detector,
     )
     watermarker = create_watermarker(config)
-    scheduler = InferenceScheduler(translator, settings.scheduler) if (settings.engine.num_beams or 1) == 1 else None
+    pool = scheduler = None
+    if settings.cluster.backend == "ray":
+        from cluster.head import open_pool
+
+        pool = open_pool(settings, translator)
+    elif (settings.engine.num_beams or 1) == 1:
+        scheduler = InferenceScheduler(translator, settings.scheduler)
     return Pipeline(
         settings,
         translator,
@@ -180,4 +206,5 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         ExpressiveStage(expressive_options, voices),
         watermarker,
         scheduler,
+        pool,
     )

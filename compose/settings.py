@@ -26,6 +26,7 @@ from engine.scheduler_options import SchedulerOptions
 
 ENV_PREFIX = "PARLEY_"
 WATERMARK_BACKENDS = ("builtin", "audiowmark", "audioseal")
+BACKENDS = ("local", "ray")
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -142,6 +143,48 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Where the model runs: in this process (``local``), or on a pool of Ray Serve replicas (``ray``, the optional
+    ``cluster`` package) that any number of front ends share."""
+
+    #: ``local``: this process loads the model; ``ray``: model calls go to the replicas of a Ray Serve application.
+    backend: str = field(default="local", metadata=_help("where the model runs", choices=BACKENDS))
+    #: The Ray cluster to join (``auto``, ``HOST:PORT``); unset: start a local head on 127.0.0.1 (stopped on exit).
+    ray_address: str | None = field(default=None, metadata=_help("Ray cluster address (unset: start one here)"))
+    #: The Serve application holding the replicas; front ends with the same name share them.
+    ray_app_name: str = field(default="parley", metadata=_help("Ray Serve application name"))
+    #: Replicas when not autoscaling; each loads the model once and batches every call that reaches it.
+    replicas: int = field(default=1, metadata=_help("model replicas (when not autoscaling)"))
+    #: Autoscaling bounds (both set: autoscale between them on ongoing calls per replica).
+    min_replicas: int | None = field(default=None, metadata=_help("autoscaling: fewest replicas"))
+    max_replicas: int | None = field(default=None, metadata=_help("autoscaling: most replicas"))
+    #: Autoscaling target: model calls waiting or running per replica.
+    target_ongoing_requests: float = field(default=8.0, metadata=_help("autoscaling: ongoing calls per replica"))
+    #: CPUs and GPUs Ray reserves for each replica (fractions share a device).
+    replica_num_cpus: float = field(default=1.0, metadata=_help("CPUs reserved per replica"))
+    replica_num_gpus: float = field(default=0.0, metadata=_help("GPUs reserved per replica"))
+    #: Ports of a local head's dashboard and Prometheus metrics, both on 127.0.0.1 (0: no dashboard).
+    ray_dashboard_port: int = field(default=8265, metadata=_help("local Ray head's dashboard port (0: none)"))
+    ray_metrics_port: int = field(default=8266, metadata=_help("local Ray head's Prometheus metrics port"))
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if (self.min_replicas is None) != (self.max_replicas is None):
+            raise ValueError("set both min_replicas and max_replicas to autoscale, or neither")
+        low = self.replicas if self.min_replicas is None else self.min_replicas
+        high = self.replicas if self.max_replicas is None else self.max_replicas
+        if not 1 <= low <= high or self.target_ongoing_requests <= 0:
+            raise ValueError("replicas must be at least 1 (and min_replicas at most max_replicas)")
+        if self.replica_num_cpus < 0 or self.replica_num_gpus < 0:
+            raise ValueError("replica_num_cpus and replica_num_gpus must not be negative")
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min_replicas is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     engine: EngineOptions = field(default_factory=EngineOptions)
     streaming: StreamingSettings = field(default_factory=StreamingSettings)
@@ -150,6 +193,7 @@ class Settings:
     watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
     web: WebSettings = field(default_factory=WebSettings)
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 #: The sections each front end shows (the CLI and desktop have no web server).
@@ -161,10 +205,11 @@ SECTIONS: dict[str, str] = {
     "watermark": "watermark",
     "web": "web server",
     "scheduler": "serving many people",
+    "cluster": "model pool (Ray Serve)",
 }
 WEB = tuple(SECTIONS)
-DESKTOP = ("engine", "streaming", "expressive", "safety", "watermark")
-CLI = ("engine", "expressive", "safety", "watermark")
+DESKTOP = ("engine", "streaming", "expressive", "safety", "watermark", "cluster")
+CLI = ("engine", "expressive", "safety", "watermark", "cluster")
 
 
 def _section_types() -> dict[str, type]:

@@ -190,6 +190,15 @@ class ParleyApp:
             text += " You can try the page with the offline test model (its translations are meaningless)."
         return text, gr.update(visible=offer), gr.Timer(active=not status.ready and not failed)
 
+    def poll_pool(self) -> str:
+        """The model pool panel (``--backend ray``)."""
+        from ui.pool_panel import pool_markdown
+
+        try:
+            return pool_markdown(self.runtime.pipeline().pool)
+        except ModelNotReady:
+            return "**Model pool:** connecting…"
+
     def use_tiny(self):
         """Only reachable when the operator allows it (``--allow-model-switch``; by default only on 127.0.0.1):
         the model is shared, so switching it changes it for every visitor."""
@@ -424,6 +433,8 @@ class ParleyApp:
         with gr.Blocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
+            if self.runtime.settings.cluster.backend == "ray":
+                self._pool_panel(demo)
             self.rooms.listener_panel(demo)
             shared = self._settings_row()
             with gr.Tabs() as tabs:
@@ -459,6 +470,12 @@ class ParleyApp:
         demo.load(self.poll_status, outputs=[status, tiny, timer])
         if self.web.model_switch_allowed:  # otherwise no endpoint exists for it at all
             tiny.click(_plain_errors(self.use_tiny), outputs=[status, tiny, timer], api_name="use_tiny")
+
+    def _pool_panel(self, demo: gr.Blocks) -> None:
+        with gr.Accordion("Model pool (Ray Serve)", open=False):
+            panel = gr.Markdown(elem_id="pool-status")
+        gr.Timer(2.0).tick(self.poll_pool, outputs=panel)
+        demo.load(self.poll_pool, outputs=panel)
 
     def _settings_row(self) -> _Shared:
         """The settings the tabs share, with the server's defaults (the same as the desktop's and the CLI's)."""
