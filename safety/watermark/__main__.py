@@ -11,13 +11,13 @@ from pathlib import Path
 
 from engine.audio import AudioError, decode, to_mono
 from safety.watermark.config import BACKENDS, WatermarkConfig, create_watermarker
-from safety.watermark.interface import WatermarkError
+from safety.watermark.interface import WatermarkError, describe_payload
 
 
 def _format_payload(payload: int | None) -> str:
     if payload is None:
         return "unreadable"
-    return f"0x{payload:08x} (deployment {payload >> 16}, session {payload & 0xFFFF})"
+    return f"0x{payload:08x} ({describe_payload(payload)})"
 
 
 def _format_p(p_value: float) -> str:
