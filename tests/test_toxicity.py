@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,69 @@ def test_bad_words_ids_cover_case_and_spacing_variants(spm_tokenizer):
     assert all(spm_tokenizer.unk_token_id not in seq for seq in sequences)
     glued = [seq for seq in sequences if not spm_tokenizer.convert_ids_to_tokens(seq)[0].startswith("▁")]
     assert glued, "a variant without the leading ▁ bans the word glued to punctuation"
+
+
+# --- stems, list patterns and shared lists ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "text", "found"),
+    [
+        ("курв*", "Ну ты и курвище.", True),  # open end: any word starting with the stem (Slavic)
+        ("*ебал", "Заебал уже.", True),  # open start
+        ("*scheiß*", "Das ist beschissen und verscheißert.", True),  # both ends (Germanic)
+        ("курв*", "Курица на столе.", False),  # another word sharing two letters only
+    ],
+)
+def test_open_ended_list_entries_match_stems(tmp_path, entry, text, found):
+    write_list(tmp_path, "xxx.txt", [entry])
+    detector = ToxicityDetector(
+        ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path, rot13=False, stemming=False)
+    )
+    report = detector.detect(text, "xxx")
+    assert report.toxic is found
+    assert all("*" not in m.term and "\ue001" not in m.term for m in report.matches)
+
+
+@pytest.mark.parametrize(
+    ("entry", "text", "lang"),
+    [
+        ("jävlar", "Den jävla bussen.", "swe"),  # Germanic: plural in the list, adjective in the text
+        ("cabrones", "¡Qué cabrón!", "spa"),  # Romance: plural in the list, singular in the text
+        ("idiotka", "Ona je idiotkou.", "ces"),  # Slavic: nominative in the list, instrumental in the text
+        ("aptallar", "Sen bir aptalsın.", "tur"),  # Turkic: suffixes on both
+    ],
+)
+def test_inflected_forms_match_on_snowball_stems(tmp_path, entry, text, lang):
+    write_list(tmp_path, f"{lang}.txt", [entry])
+    options = ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path, rot13=False, allow_list=None)
+    assert ToxicityDetector(options).detect(text, lang).toxic
+    assert not ToxicityDetector(replace(options, stemming=False)).detect(text, lang).toxic
+
+
+def test_short_stems_and_allowed_words_are_not_matched_by_stem(tmp_path):
+    write_list(tmp_path, "swe.txt", ["fan", "skiten"])
+    allow = write_list(tmp_path, "allow.tsv", ["lang\tterm\tmeaning", "swe\tskit\tshit, as a plain noun (a test)"])
+    detector = ToxicityDetector(
+        ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path, rot13=False, allow_list=allow)
+    )
+    assert not detector.detect("Fansen jublade.", "swe").toxic  # stem "fan" is under MIN_STEM_LETTERS
+    assert not detector.detect("Det var skit.", "swe").toxic  # allow-listed, so its stem is too
+    assert detector.detect("Skiten luktar.", "swe").toxic  # the listed form itself still matches
+
+
+def test_slovak_uses_the_czech_lists():
+    from safety.toxicity.lists import asset_list_files
+
+    slovak_own = {e for path in asset_list_files("slk") for e in path.read_text(encoding="utf-8").split()}
+    czech = [e for path in asset_list_files("ces") for e in path.read_text(encoding="utf-8").split()]
+    word = next(e for e in czech if e.isalpha() and e not in slovak_own)
+    assert ToxicityDetector().detect(f"Povedal {word}.", "slk").toxic
+
+
+def test_pattern_syntax_is_rewritten_only_for_pattern_lists():
+    from safety.toxicity.lists import from_pattern
+
+    assert from_pattern("s+c+heis+e") == "scheise"
+    assert from_pattern("hija_de_puta") == "hija de puta"
+    assert from_pattern("курв*") == "курв*"

@@ -47,6 +47,15 @@ CODE_ALIASES = {
     "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn",
 }  # fmt: skip
 NLLB_LIST_SUFFIX = "_twl"
+#: Languages close enough to share their swear words, spelling included: each also uses the other's bundled lists.
+#: Czech and Slovak are mutually intelligible and their obscenities are the same words (*kurva*, *do piče*);
+#: Standard Malay and Indonesian are one language in two standards.
+SHARED_LISTS = {"slk": ("ces",), "ces": ("slk",), "zsm": ("ind",)}
+#: Folders whose entries use bad-words-next's pattern syntax: ``*`` at either end stands for any letters (a stem,
+#: ``курв*``), ``+`` repeats the letter before it, ``_`` stands for a space or punctuation.
+PATTERN_LISTS = frozenset({"bad-words-next", "persian-text-guard"})
+#: The one pattern character the detector reads (:data:`safety.toxicity.text.STEM`); lists.py rewrites the rest.
+OPEN_END = "*"
 
 
 class ToxicityListError(ValueError):
@@ -119,11 +128,21 @@ def asset_list_files(lang: str, folder: Path = TOXICITY_ASSETS) -> list[Path]:
     return sorted(folder.glob(f"*/{lang}.txt"))
 
 
+def from_pattern(entry: str) -> str:
+    """A bad-words-next pattern as a plain entry that keeps only its open ends: ``s+c+heis+e`` -> ``scheise``."""
+    return entry.replace("+", "").replace("_", " ")
+
+
 def bundled_terms(lang: str) -> list[str]:
-    """Every bundled entry for ``lang``: glin-profanity, then the lists under ``assets/toxicity``."""
+    """Every bundled entry for ``lang``: glin-profanity, then the lists under ``assets/toxicity``.
+
+    An entry may start or end with :data:`OPEN_END` (a stem); only the pattern lists hold such entries. A language
+    in :data:`SHARED_LISTS` also gets the asset lists of its close relatives.
+    """
     entries = glin_terms(lang)
-    for path in asset_list_files(lang):
-        entries += _read_lines(path)
+    for path in [p for code in (lang, *SHARED_LISTS.get(lang, ())) for p in asset_list_files(code)]:
+        lines = _read_lines(path)
+        entries += [from_pattern(e) for e in lines] if path.parent.name in PATTERN_LISTS else lines
     return entries
 
 
