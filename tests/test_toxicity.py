@@ -382,3 +382,29 @@ def test_pattern_syntax_is_rewritten_only_for_pattern_lists():
     assert from_pattern("s+c+heis+e") == "scheise"
     assert from_pattern("hija_de_puta") == "hija de puta"
     assert from_pattern("курв*") == "курв*"
+
+
+@pytest.mark.parametrize(
+    ("clean", "toxic", "lang"),
+    [
+        ("I cut my finger.", "Stop fingering it.", "eng"),  # Germanic: "fingering" is listed, "finger" is not
+        ("Pieprz i sól, proszę.", "Ten pieprzony autobus.", "pol"),  # Slavic: pepper, not its verb
+    ],
+)
+def test_stems_that_are_ordinary_words_are_not_matched_by_stem(detector, clean, toxic, lang):
+    assert not detector.detect(clean, lang).toxic
+    assert detector.detect(toxic, lang).toxic
+
+
+def test_unreviewed_lists_keep_no_frequent_word_that_no_other_list_holds():
+    from safety.toxicity.lists import TOXICITY_ASSETS
+
+    for package in ("safetext", "universal-profanity"):
+        left_out = (TOXICITY_ASSETS / package / "left_out.tsv").read_text(encoding="utf-8").splitlines()[1:]
+        assert left_out  # the filter ran
+        for row in left_out[:50]:
+            lang, entry, _ = row.split("\t")
+            assert entry not in (TOXICITY_ASSETS / package / f"{lang}.txt").read_text(encoding="utf-8").split("\n")
+    detector = ToxicityDetector()
+    assert not detector.detect("الله أكبر", "arb").toxic  # safetext lists "God"
+    assert not detector.detect("Saya miskin.", "ind").toxic  # universal-profanity lists "poor"

@@ -12,6 +12,7 @@ so their terms cannot be paired, only counted.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -25,9 +26,11 @@ from safety.toxicity.lists import (
     nllb_list_files,
     read_allow_list,
     read_nllb_list,
+    read_stem_exceptions,
 )
 from safety.toxicity.stems import Stemmer
 from safety.toxicity.text import (
+    MIN_SPELLED_OUT_LETTERS,
     STEM,
     WILDCARD,
     Token,
@@ -112,24 +115,27 @@ class _Lexicon:
     """The terms of one language as unit tuples, indexed by the letter skeleton of their first unit.
 
     Stems (a first unit ending with :data:`STEM`) are indexed by their first letters; units open at the start
-    (``*ебал``, any word ending in or holding them) are few and tried at every token.
+    (``*ебал``, any word ending in or holding them) are found in a token by one regular expression of their letters.
     """
 
     def __init__(self, terms: Iterable[tuple[str, ...]], min_stretch: int) -> None:
         self._min_stretch = min_stretch
         self._index: dict[str, list[tuple[str, ...]]] = {}
         self._stems: dict[str, list[tuple[str, ...]]] = {}
-        self._open_start: list[tuple[str, ...]] = []
+        self._open_start: dict[str, list[tuple[str, ...]]] = {}
         self.size = 0
         for term in dict.fromkeys(terms):  # list order, so a masked word always reports the same term
             first = term[0]
             if first.startswith(STEM):
-                self._open_start.append(term)
+                self._open_start.setdefault(first.strip(STEM), []).append(term)
             elif first.endswith(STEM):
                 self._stems.setdefault(first[:STEM_KEY_LETTERS], []).append(term)
             else:
                 self._index.setdefault(_skeleton(first), []).append(term)
             self.size += 1
+        # A lookahead finds every core inside a token, overlapping ones too; longest first at each position.
+        cores = sorted(self._open_start, key=len, reverse=True)
+        self._open_start_re = re.compile(f"(?=({'|'.join(map(re.escape, cores))}))") if cores else None
 
     def _unit_matches(self, token: str, unit: str) -> bool | None:
         """True on an exact match, False on a stretched or masked one, None on no match."""
@@ -153,7 +159,8 @@ class _Lexicon:
         if WILDCARD in first_token:
             return (term for terms in self._index.values() for term in terms)
         stems = self._stems.get(first_token[:STEM_KEY_LETTERS], [])
-        return [*self._index.get(_skeleton(first_token), ()), *stems, *self._open_start]
+        inside = {m.group(1) for m in self._open_start_re.finditer(first_token)} if self._open_start_re else ()
+        return [*self._index.get(_skeleton(first_token), ()), *stems, *(t for c in inside for t in self._open_start[c])]
 
     def find(self, tokens: Sequence[Token]) -> list[_Hit]:
         hits = []
@@ -259,6 +266,7 @@ class ToxicityDetector:
         self._nllb_files: dict[str, list[Path]] | None = None
         allow_list = self.options.allow_list
         self._allowed = read_allow_list(Path(allow_list)) if allow_list is not None else {}
+        self._stem_exceptions = read_stem_exceptions() if self.options.stemming else {}
 
     def _list_entries(self, lang: str) -> list[str]:
         entries = bundled_terms(lang) if self.options.bundled_lists else []
@@ -283,6 +291,8 @@ class ToxicityDetector:
         letters = "".join(words)
         if WILDCARD in letters or not any(ch.isalpha() for ch in letters):
             return ()  # masked entries ("f*ck") are covered by wildcards; "31", "18+" would flag numbers
+        if len(words) >= MIN_SPELLED_OUT_LETTERS and all(len(w) == 1 for w in words):
+            return ()  # spelled-out entries ("s_h_i_t") are covered by the de-obfuscated view, as obfuscated
         if open_start:
             words[0] = STEM + words[0]
         if open_end:
@@ -313,8 +323,10 @@ class ToxicityDetector:
     def _stem_lexicon(
         self, terms: Sequence[tuple[str, ...]], excluded: set[tuple[str, ...]], stemmer: Stemmer
     ) -> _Lexicon:
-        """The one-word terms as stems, less the stems of allow-listed words (which would come back inflected)."""
+        """The one-word terms as stems, less the stems of allow-listed words (which would come back inflected) and
+        the stems that are ordinary words (``stem_exceptions.tsv``: *fingering* is listed, *finger* is not)."""
         never = {stemmer.stem_of(term[0]) for term in excluded if len(term) == 1}
+        never |= self._stem_exceptions.get(stemmer.lang, frozenset())
         stems = (stemmer.stem_of(term[0]) for term in terms if len(term) == 1 and STEM not in term[0])
         return _Lexicon(((s,) for s in stems if s is not None and s not in never), self.options.min_stretch)
 
@@ -327,12 +339,13 @@ class ToxicityDetector:
         lexicon = self._lexicon(lang)
         if lang in self.options.unsegmented_languages:
             return [(lexicon, aligned_pieces(normalised_chars(text, False), self._tokenize), False)]
-        views = [(lexicon, word_tokens(text), False)]
+        plain = word_tokens(text)
+        views = [(lexicon, plain, False)]
         if self.options.deobfuscate:
             views.append((lexicon, word_tokens(text, deobfuscate=True), True))
         stemmer = self._stemmer(lang)
         if stemmer is not None:
-            stemmed = [Token(stemmer.stem(t.text), t.start, t.end) for t in word_tokens(text)]
+            stemmed = [Token(stemmer.stem(t.text), t.start, t.end) for t in plain]
             views.append((self._stemmed[lang], stemmed, False))
         return views
 

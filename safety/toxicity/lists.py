@@ -25,6 +25,8 @@ from pathlib import Path
 
 TOXICITY_ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "toxicity"
 ALLOW_LIST = TOXICITY_ASSETS / "allow.tsv"
+#: Stems of list words that are frequent ordinary words no list holds (``extract.py`` writes it): never stem-matched.
+STEM_EXCEPTIONS = TOXICITY_ASSETS / "stem_exceptions.tsv"
 
 #: glin-profanity's list names (its ``DictionaryLoader.LANGUAGE_FILES`` keys) to SeamlessM4T codes. Esperanto has
 #: no SeamlessM4T code and is left out.
@@ -144,6 +146,19 @@ def bundled_terms(lang: str) -> list[str]:
         lines = _read_lines(path)
         entries += [from_pattern(e) for e in lines] if path.parent.name in PATTERN_LISTS else lines
     return entries
+
+
+def read_stem_exceptions(path: Path = STEM_EXCEPTIONS) -> dict[str, frozenset[str]]:
+    """``stem_exceptions.tsv`` as language -> stems never to match by stem (columns ``lang``, ``stem``, …)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ToxicityListError(f"cannot read stem exceptions {path}: {e}") from e
+    stems: dict[str, set[str]] = {}
+    for row in rows:
+        stems.setdefault(row["lang"], set()).add(row["stem"])
+    return {lang: frozenset(s) for lang, s in stems.items()}
 
 
 def read_allow_list(path: Path) -> dict[str, frozenset[str]]:
