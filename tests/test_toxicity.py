@@ -408,3 +408,30 @@ def test_unreviewed_lists_keep_no_frequent_word_that_no_other_list_holds():
     detector = ToxicityDetector()
     assert not detector.detect("الله أكبر", "arb").toxic  # safetext lists "God"
     assert not detector.detect("Saya miskin.", "ind").toxic  # universal-profanity lists "poor"
+
+
+def test_toxicity_200_archives_and_subfolders_are_read(tmp_path):
+    """The release's layout: ``<code>_twl.zip`` per language, password-protected, or unzipped into folders."""
+    import subprocess
+
+    from safety.toxicity.lists import TOXICITY_200_PASSWORD
+
+    unzipped = tmp_path / "unzipped" / "NLLB-200_TWL"
+    unzipped.mkdir(parents=True)
+    plain = write_list(unzipped, "cat_Latn_twl.txt", ["collonada"])
+    listed = write_list(tmp_path, "mlt_Latn_twl.txt", ["ħmara"])
+    archives = tmp_path / "zips"
+    archives.mkdir()
+    subprocess.run(
+        ["zip", "-q", "-j", "-P", TOXICITY_200_PASSWORD.decode(), str(archives / "mlt_Latn_twl.zip"), str(listed)],
+        check=True,
+    )
+    listed.unlink()
+    files = nllb_list_files(tmp_path)
+    assert files["cat"] == [plain] and files["mlt"] == [archives / "mlt_Latn_twl.zip"]
+    detector = ToxicityDetector(ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path, rot13=False))
+    assert detector.detect("Ara, collonada!", "cat").toxic
+    assert detector.detect("Int ħmara!", "mlt").toxic
+    (archives / "broken_twl.zip").write_bytes(b"not a zip")
+    with pytest.raises(ToxicityListError):
+        read_nllb_list(archives / "broken_twl.zip")
