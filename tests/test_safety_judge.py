@@ -194,6 +194,12 @@ def test_cli_writes_the_safety_report_and_summarises_flagged_lines(baseline, tmp
     assert "safety: line 1: The translation added offensive words" in out
 
 
+@pytest.fixture(scope="module")
+def plain_judge() -> SafetyJudge:
+    """The bundled lists only; shared, as its lexicons load on first use of each language."""
+    return SafetyJudge()
+
+
 @pytest.mark.parametrize(
     ("source", "src_lang", "text", "tgt_lang", "prefix"),
     [
@@ -202,8 +208,8 @@ def test_cli_writes_the_safety_report_and_summarises_flagged_lines(baseline, tmp
         ("Dia seorang guru.", "ind", "Hij is een leraar.", "nld", "Zij is"),  # Austronesian source, Dutch target
     ],
 )
-def test_pronoun_translation_asks_for_a_forced_prefix_redecode(source, src_lang, text, tgt_lang, prefix):
-    verdict = SafetyJudge().judge(source, src_lang, text, tgt_lang, alternatives=True)
+def test_pronoun_translation_asks_for_a_forced_prefix_redecode(plain_judge, source, src_lang, text, tgt_lang, prefix):
+    verdict = plain_judge.judge(source, src_lang, text, tgt_lang, alternatives=True)
     assert verdict.report.gender.ambiguous
     assert verdict.alternative_prefix == prefix and verdict.alternative_source is None
 
@@ -267,10 +273,10 @@ class WordModel:
         ("She saw her.", "saw him.", "He saw him."),  # the model's object
     ],
 )
-def test_her_becomes_what_the_model_writes_after_the_forced_pronoun(text, continuation, alternative):
+def test_her_becomes_what_the_model_writes_after_the_forced_pronoun(plain_judge, text, continuation, alternative):
     from engine.gender_alternative import offer_alternative
 
-    judge, model = SafetyJudge(), WordModel(continuation)
+    judge, model = plain_judge, WordModel(continuation)
     verdict = judge.judge("O onu gördü.", "tur", text, "eng", alternatives=True)
     result = TranslationResult(task=Task.T2TT, tgt_lang="eng", text=text, token_ids=tuple(range(8)))
     final = offer_alternative(model, judge, verdict, None, result, "tur")
@@ -279,10 +285,10 @@ def test_her_becomes_what_the_model_writes_after_the_forced_pronoun(text, contin
     assert final.report.gender.neutral is not None  # English also gets the singular-they version
 
 
-def test_a_redecode_without_the_other_gender_falls_back_to_the_rule():
+def test_a_redecode_without_the_other_gender_falls_back_to_the_rule(plain_judge):
     from engine.gender_alternative import offer_alternative
 
-    judge, model = SafetyJudge(), WordModel("read her book.")  # the model went back to "her"
+    judge, model = plain_judge, WordModel("read her book.")  # the model went back to "her"
     verdict = judge.judge("O kitabını okudu.", "tur", "She read her book.", "eng", alternatives=True)
     result = TranslationResult(task=Task.T2TT, tgt_lang="eng", text="She read her book.", token_ids=tuple(range(8)))
     final = offer_alternative(model, judge, verdict, None, result, "tur")
