@@ -5,15 +5,18 @@ browser does (0.5 s chunks of int16 at 48 kHz, one every 0.5 s of wall time), ea
 :class:`engine.streaming.StreamingSession` on its own :class:`engine.scheduler.SessionBackend`. Beside them M
 uploads (speech→speech, segment by segment, file priority) and text requests (text→text) go through the same
 scheduler. A stream's lag after a chunk is how far its processed audio trails the speaker: wall time since the
-stream began minus the seconds of speech handled. Each N runs with batching on and then off, side by side.
+stream began minus the seconds of speech handled; each stream tells its session that lag before each chunk (as
+a background stream does), so a trailing session coarsens its steps. Each N runs with batching on and then off,
+printed side by side in one row.
 
-    .venv/bin/python bench/capacity.py                          # tiny model, a few minutes on 2 cores
+    flock /tmp/parley-cpu.lock .venv/bin/python bench/capacity.py    # tiny model, about 10 minutes on 2 cores
     flock /tmp/parley-fullsize.lock .venv/bin/python bench/capacity.py --size full   # ~12 GB, a few minutes
 
 The issue's targets are printed under the table (tiny model: 8 streams + 4 uploads). With ``--size full`` (the
 full-size architecture, random weights) it measures what batching buys per decoder step: one greedy step with KV
-cache for 1 and for 8 rows (10 s of encoder frames each, 8 forced prefix tokens), at fp32, bf16 and int8; live
-streams are not run at full size unless ``--streams`` is given (one 2-core CPU cannot keep even one in real time).
+cache for 1 and for 8 rows (10 s of encoder frames each, 8 forced prefix tokens), and the speech encoder on 10 s,
+at int8, fp32 and bf16; live streams are not run at full size unless ``--streams`` is given (one 2-core CPU cannot
+keep even one in real time).
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from engine.models import load_model
 from engine.options import EngineOptions
 from engine.precision import choose_precision
 from engine.scheduler import InferenceScheduler, SchedulerOptions
-from engine.scheduler_calls import Kind, Priority
-from engine.streaming import StreamingSession
+from engine.scheduler_calls import Kind, Priority, speech_features
+from engine.streaming import StepsCoarsened, StreamingSession
 from engine.tasks import Task
 from engine.translator import Translator
 from engine.vad import StreamingVad, load_vad_model
@@ -62,6 +65,7 @@ class Run:
     text_s: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     continue_rows: list[int] = field(default_factory=list)
+    strides: list[int] = field(default_factory=list)  # per stream, the coarsest step stride it took
     busy_s: dict[str, float] = field(default_factory=dict)  # the worker's model time per kind of call
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,17 +89,20 @@ def speech_with_pauses(folder: Path, speech_s: float, voice: int) -> np.ndarray:
 
 def live(scheduler, vad_model, chunks: list[np.ndarray], tgt: str, key: int, run: Run) -> None:
     session = StreamingSession(scheduler.session(key), StreamingVad.for_new_stream(vad_model), tgt, preset="low")
-    lags, began = [], time.perf_counter()
+    lags, strides, began = [], [1], time.perf_counter()
     try:
         for k, chunk in enumerate(chunks):
             time.sleep(max(0.0, began + (k + 1) * CHUNK_S - time.perf_counter()))  # spoken by then
-            session.push(chunk, BROWSER_RATE_HZ)
+            session.pace(max(0.0, time.perf_counter() - began - (k + 1) * CHUNK_S))  # as a background stream does
+            events = session.push(chunk, BROWSER_RATE_HZ)
+            strides += [round(e.step_s / session.preset.step_s) for e in events if isinstance(e, StepsCoarsened)]
             lags.append(time.perf_counter() - began - (k + 1) * CHUNK_S)
         session.finish()
     except Exception as e:  # counted, not raised: the table reports errors
         run.fail(e)
     with run.lock:
         run.lags_s.append(lags)
+        run.strides.append(max(strides))
 
 
 def upload(scheduler, segments: list[np.ndarray], key: str, run: Run) -> None:
@@ -155,9 +162,13 @@ def kept(run: Run, bound_s: float) -> int:
 
 
 def main() -> None:
+    if sys.argv[1:3] == ["--backend", "ray"]:  # local beside the Ray pool: bench/capacity_ray.py (--replicas 1,2)
+        from bench.capacity_ray import main as ray_main
+
+        return ray_main(sys.argv[3:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
-    parser.add_argument("--precision", default="auto", help="tiny model only (the full size runs at fp32 and bf16)")
+    parser.add_argument("--precision", default="auto", help="tiny model only (full size: int8, fp32, bf16)")
     parser.add_argument("--streams", help="comma-separated N (default 1,2,4,8,16 on the tiny model, none at full size)")
     parser.add_argument("--uploads", type=int, default=4, help="M file uploads beside the streams")
     parser.add_argument("--speech-s", type=float, default=16.0, help="length of each live stream")
@@ -175,7 +186,7 @@ def main() -> None:
     loaded = load_model(options)
     streams_n = args.streams or ("1,2,4,8,16" if args.size == "tiny" else "")
     if args.size == "full":
-        decode_step_table(loaded)
+        stage_table(loaded, audio[0])
         if not streams_n:
             return
         loaded = full_size_random(loaded)
@@ -185,11 +196,14 @@ def main() -> None:
           f"{args.uploads} uploads of {len(segments)} segments, 3 text requests")  # fmt: skip
 
     results: dict[tuple[int, bool], Run] = {}
+    bound = None
+    print_header()
     for n in [int(x) for x in streams_n.split(",")]:
         for batching in (True, False):
             results[n, batching] = one_run(translator, vad_model, streams, segments, n, args.uploads, batching)
-            print_row(n, batching, results[n, batching])
-    print_targets(results, args.uploads)
+        bound = lag_bound(results[n, True]) if bound is None else bound  # from the first (single) stream
+        print_pair(n, results[n, True], results[n, False], bound)
+    print_targets(results, bound, args.uploads)
 
 
 def step_ms(model: torch.nn.Module, rows: int, repeats: int = 4) -> float:
@@ -207,66 +221,101 @@ def step_ms(model: torch.nn.Module, rows: int, repeats: int = 4) -> float:
     return 1000 * statistics.median(times)
 
 
-def decode_step_table(tiny) -> None:
-    """Full-size decoder step, 1 vs 8 rows, per precision (int8, then fp32 cast to bf16 in place)."""
-    print(f"full-size architecture, {torch.get_num_threads()} torch threads; one decoder step with KV cache:")
-    print(f"{'precision':>10} {'1 row ms':>9} {'8 rows ms':>10} {'per row ms':>10} {'8 / 1':>6}")
+@torch.inference_mode()
+def encoder_s(loaded, features: tuple[torch.Tensor, torch.Tensor], repeats: int = 2) -> float:
+    """Median seconds of one speech-encoder pass over ``features`` (10 s of speech)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        loaded.model.speech_encoder(input_features=features[0].to(loaded.model.dtype), attention_mask=features[1])
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def stage_table(tiny, speech: np.ndarray) -> None:
+    """Full-size stages per precision (int8, then fp32 cast to bf16 in place): the speech encoder on 10 s and one
+    decoder step for 1 and 8 rows, in one run, so the per-stage choice of ``auto`` can be read off one table."""
+    translator = Translator(tiny)
+    features = speech_features(translator, speech[: 10 * SAMPLE_RATE_HZ])
+    print(f"full-size architecture, {torch.get_num_threads()} torch threads; speech encoder on 10 s, and one "
+          "decoder step with KV cache:")  # fmt: skip
+    print(f"{'precision':>10} {'encoder s':>9} {'1 row ms':>9} {'8 rows ms':>10} {'per row ms':>10} {'8 / 1':>6}")
     figures = {}
-    quantized = full_size_random(tiny, quantize=True)  # first: building it needs the fp32 copy beside the int8 one
-    figures["int8"] = step_ms(quantized.model, 1), step_ms(quantized.model, 8)
-    print_step_row("int8", *figures["int8"])
-    del quantized
+
+    def measure(precision: str, loaded) -> None:
+        figures[precision] = encoder_s(loaded, features), step_ms(loaded.model, 1), step_ms(loaded.model, 8)
+        encoder, one, eight = figures[precision]
+        print(f"{precision:>10} {encoder:>9.2f} {one:>9.0f} {eight:>10.0f} {eight / 8:>10.0f} {eight / one:>6.2f}",
+              flush=True)  # fmt: skip
+
+    measure("int8", full_size_random(tiny, quantize=True))  # first: building it needs an fp32 copy beside it
     release_memory()
     loaded = full_size_random(tiny)
-    for precision in ("fp32", "bf16"):
-        if precision == "bf16":
-            loaded.model.to(torch.bfloat16)
-        figures[precision] = step_ms(loaded.model, 1), step_ms(loaded.model, 8)
-        print_step_row(precision, *figures[precision])
+    measure("fp32", loaded)
+    loaded.model.to(torch.bfloat16)
+    measure("bf16", loaded)
+    for stage, column in (("encoder", 0), ("lone decoder step", 1), ("8-row decoder step", 2)):
+        fastest = min(figures, key=lambda k: figures[k][column])
+        print(f"fastest for the {stage}: {fastest}")
     auto = choose_precision("auto", torch.device("cpu")).precision
-    fastest_one = min(one for one, _ in figures.values())
-    ratio = figures[auto][1] / fastest_one
-    print(f"target: 8 rows at {auto} (auto) = {figures[auto][1]:.0f} ms vs the fastest single-row step "
+    fastest_one = min(one for _, one, _ in figures.values())
+    ratio = figures[auto][2] / fastest_one
+    print(f"auto here: {choose_precision('auto', torch.device('cpu')).status}")
+    print(f"target: 8 rows at {auto} (auto) = {figures[auto][2]:.0f} ms vs the fastest single-row step "
           f"{fastest_one:.0f} ms: {ratio:.2f}x (target <= 1.5x): {'met' if ratio <= 1.5 else 'NOT met'}")  # fmt: skip
 
 
-def print_step_row(precision: str, one_ms: float, eight_ms: float) -> None:
-    ratio = eight_ms / one_ms
-    print(f"{precision:>10} {one_ms:>9.0f} {eight_ms:>10.0f} {eight_ms / 8:>10.0f} {ratio:>6.2f}", flush=True)
+def lag_bound(single: Run) -> float:
+    """The issue's lag bound: 1.5 x the single-stream p95 (at least one chunk)."""
+    return max(1.5 * p([v for lags in single.lags_s for v in lags], 95), CHUNK_S)
 
 
-def print_row(n: int, batching: bool, run: Run) -> None:
-    if n == 1 and batching:
-        print(f"\n{'N':>3} {'batching':>8} {'lag p50':>8} {'lag p95':>8} {'worst p95':>9} {'errors':>6} "
-              f"{'rows mean':>9} {'rows max':>8} {'upload s':>8} {'text s max':>10}")  # fmt: skip
+SIDE = ("lag p50", "lag p95", "kept", "err", "rows", "coarse", "upload s", "text s")
+
+
+def side(run: Run, n: int, bound: float) -> list[str]:
+    """One configuration's cells: lags, streams kept within the bound, errors, decode rows (mean/max), streams
+    that coarsened their steps (and the coarsest stride), mean upload time and the slowest text request."""
     lags = [v for lags in run.lags_s for v in lags]
     rows = run.continue_rows or [0]
-    worst = max(stream_p95s(run), default=float("nan"))
-    print(f"{n:>3} {'on' if batching else 'off':>8} {p(lags, 50):>8.2f} {p(lags, 95):>8.2f} {worst:>9.2f} "
-          f"{len(run.errors):>6} {statistics.mean(rows):>9.1f} {max(rows):>8} "
-          f"{statistics.mean(run.upload_s or [0]):>8.1f} {max(run.text_s or [0]):>10.2f}", flush=True)  # fmt: skip
-    print(f"    worker busy s: {run.busy_s}")
-    for error in sorted(set(run.errors))[:3]:
+    coarse = f"{sum(s > 1 for s in run.strides)}/{n} x{max(run.strides, default=1)}"
+    return [f"{p(lags, 50):.2f}", f"{p(lags, 95):.2f}", f"{kept(run, bound)}/{n}", str(len(run.errors)),
+            f"{statistics.mean(rows):.1f}/{max(rows)}", coarse, f"{statistics.mean(run.upload_s or [0]):.1f}",
+            f"{max(run.text_s or [0]):.2f}"]  # fmt: skip
+
+
+WIDTHS = [max(len(h), 7) for h in SIDE]
+
+
+def print_header() -> None:
+    half = sum(WIDTHS) + len(WIDTHS) - 1
+    print(f"\n{'':>3} | {'batching on':^{half}} | {'batching off':^{half}}")
+    header = " ".join(f"{h:>{w}}" for h, w in zip(SIDE, WIDTHS, strict=True))
+    print(f"{'N':>3} | {header} | {header}")
+
+
+def print_pair(n: int, on: Run, off: Run, bound: float) -> None:
+    """One row of the table: batching on and off side by side for N streams."""
+    cells = [" ".join(f"{c:>{w}}" for c, w in zip(side(r, n, bound), WIDTHS, strict=True)) for r in (on, off)]
+    print(f"{n:>3} | {cells[0]} | {cells[1]}", flush=True)
+    for error in sorted(set(on.errors + off.errors))[:3]:
         print(f"    error: {error}")
 
 
-def print_targets(results: dict[tuple[int, bool], Run], uploads: int) -> None:
+def print_targets(results: dict[tuple[int, bool], Run], bound: float, uploads: int) -> None:
     if (1, True) not in results or (8, True) not in results:
         return
-    single = p([v for lags in results[1, True].lags_s for v in lags], 95)
-    bound = max(1.5 * single, CHUNK_S)
     eight_on = results[8, True]
     p95_on = p([v for lags in eight_on.lags_s for v in lags], 95)
-    print(f"\ntargets (8 streams + {uploads} uploads; lag bound = 1.5 x single-stream p95 = {bound:.2f} s):")
+    print(f"\n'kept': streams whose p95 lag is within 1.5 x the single-stream p95 = {bound:.2f} s")
+    print(f"targets (8 streams + {uploads} uploads):")
     print(f"  errors: {len(eight_on.errors)} (target 0)")
     print(f"  p95 lag: {p95_on:.2f} s vs bound {bound:.2f} s: {'met' if p95_on <= bound else 'NOT met'}")
-    for n in sorted({k[0] for k in results}):
-        on, off = kept(results[n, True], bound), kept(results[n, False], bound)
-        print(f"  N={n:>2}: streams kept within {bound:.2f} s: batching on {on}/{n}, off {off}/{n}")
     on_total = sum(kept(results[k], bound) for k in results if k[1])
     off_total = sum(kept(results[k], bound) for k in results if not k[1])
     ratio = on_total / off_total if off_total else float("inf")
     print(f"  streams kept at real time over all N: on {on_total}, off {off_total} (ratio {ratio:.1f}, target >= 4)")
+    print(f"  worker busy s at N=8, on: {eight_on.busy_s}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ misses listed per table). Tables, in order:
 2. Toxicity, templated (``assets/eval/templated_toxicity.tsv``): per language, precision and recall of
    ``added_toxic``, and whether the speaker's own curse is kept apart (``source_toxic``).
 3. False alarms on clean sentences (``assets/eval/generate.py``: 300 per language), per language family.
-4. The curated sets (``assets/eval/toxicity.tsv``, ``gender.tsv``), per label.
+4. The curated sets (``assets/eval/toxicity.tsv``, ``gender.tsv``), per label and per target language.
 5. Coverage (``python -m safety coverage``).
 
 The toxicity detector runs with the bundled lists and per-character matching for unsegmented scripts (no model
@@ -135,7 +135,16 @@ def clean_table(detector: ToxicityDetector, sentences: Sequence[tuple[str, str, 
         print(f"  false alarm: {alarm}")
 
 
-def curated_table(name: str, predict: Callable[[Pair], str], pairs: Sequence[Pair], repeat: int, limit: int) -> None:
+def curated_table(
+    name: str,
+    predict: Callable[[Pair], str],
+    pairs: Sequence[Pair],
+    positive: tuple[frozenset[str], str],
+    repeat: int,
+    limit: int,
+) -> None:
+    """Per label, then per target language (precision / recall of the ``positive`` labels, accuracy on the extra
+    label), then the misses."""
     predicted = [predict(pair) for pair in pairs]
     expected = [p.expected for p in pairs]
     print(f"\n{name}: {len(pairs)} pairs")
@@ -145,6 +154,7 @@ def curated_table(name: str, predict: Callable[[Pair], str], pairs: Sequence[Pai
         print(f"  {label:<22}{precision:>10.2f}{recall:>8.2f}{support:>5}")
     accuracy = sum(e == p for e, p in zip(expected, predicted, strict=True)) / len(expected)
     print(f"  accuracy {accuracy:.2f}; {checks_per_second(predict, pairs, repeat):,.0f} checks/s")
+    per_language_table(f"{name}, per target language", pairs, predicted, *positive)
     print_misses(pairs, predicted, limit)
 
 
@@ -177,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Toxicity (added-toxicity labels)",
         lambda pair: toxicity_label(detector, pair),
         read_pairs(EVAL_DIR / "toxicity.tsv"),
+        (frozenset({"added_toxic"}), "source_toxic"),
         args.repeat,
         args.misses,
     )
@@ -184,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Gender bias",
         lambda pair: gender_label(checker, pair),
         read_pairs(EVAL_DIR / "gender.tsv"),
+        (GENDERED, "contradiction"),
         args.repeat,
         args.misses,
     )

@@ -4,7 +4,9 @@ A front end's chunk handler calls :meth:`BackgroundStream.offer` and returns at 
 (:meth:`take_events`); the worker thread pushes the audio into the session. When the model falls more than
 ``max_backlog_s`` behind, new audio is not queued without end: it is counted as skipped, replaced by silence of the
 same length (so times stay on the speaker's clock) and announced to the person in a :class:`Notice` — nothing is
-dropped without a word.
+dropped without a word. Before that, the session hears how much audio waits behind each chunk and coarsens its own
+steps while it trails the speaker in real time (:meth:`StreamingSession.pace`), so the backlog rarely grows
+that far.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class BackgroundStream:
         self.session = session
         self._max_backlog_s = max_backlog_s
         self._lock = threading.Condition()
-        self._queue: deque[tuple[np.ndarray, int]] = deque()
+        self._queue: deque[tuple[np.ndarray, int, float]] = deque()  # samples, rate, source seconds at its end
+        self._clock_start: float | None = None  # time.monotonic() when the speaker began, if in real time
         self._queued_s = 0.0
         self._events: list[StreamEvent] = []
         self._closing = False
@@ -52,11 +55,13 @@ class BackgroundStream:
         with self._lock:
             if self._closing:
                 raise RuntimeError("this stream is finished; start a new one")
+            if self._clock_start is None:
+                self._clock_start = time.monotonic() - seconds  # the first chunk was being spoken until now
             self.received_s += seconds
             if self._queued_s + seconds > self._max_backlog_s:
                 samples = np.zeros(samples.shape[0], dtype=np.float32)  # the speaker's clock goes on
                 self._skipped(seconds)
-            self._queue.append((samples, sample_rate_hz))
+            self._queue.append((samples, sample_rate_hz, self.received_s))
             self._queued_s += seconds
             self._lock.notify()
 
@@ -83,6 +88,13 @@ class BackgroundStream:
         with self._lock:
             return self._queued_s
 
+    def _lag_s(self, end_s: float, waiting_s: float) -> float:
+        """How far the session trails a speaker in real time when it reads audio up to ``end_s``: what has been
+        spoken since, at most what waits in the queue (a sender faster than real time, e.g. a file sent as a
+        stream, is not trailed)."""
+        spoken_s = time.monotonic() - self._clock_start
+        return max(0.0, min(waiting_s, spoken_s - end_s))
+
     def _skipped(self, seconds: float) -> None:
         """Count skipped audio; announce it at most every few seconds (called with the lock held)."""
         self.skipped_s += seconds
@@ -102,7 +114,9 @@ class BackgroundStream:
                         self._lock.wait()
                     if not self._queue:
                         break
-                    samples, rate = self._queue.popleft()
+                    samples, rate, end_s = self._queue.popleft()
+                    lag_s = self._lag_s(end_s, self._queued_s - samples.shape[0] / rate)
+                self.session.pace(lag_s)
                 events = self.session.push(samples, rate)
                 with self._lock:
                     self._queued_s = max(0.0, self._queued_s - samples.shape[0] / rate)

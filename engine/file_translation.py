@@ -18,6 +18,7 @@ from engine.hooks import Judge, Report
 from engine.mitigation import checked_decode
 from engine.outputs import write_cues
 from engine.prosody import ExpressiveStage
+from engine.scheduler_requests import ScheduledTranslator
 from engine.subtitles import Cue
 from engine.tasks import Task
 from engine.translator import Translator
@@ -64,7 +65,7 @@ class FileTranslation:
 
 
 def translate_recording(
-    translator: Translator,
+    translator: Translator | ScheduledTranslator,
     segmenter: Segmenter,
     audio: np.ndarray,
     task: Task,
@@ -74,7 +75,8 @@ def translate_recording(
     expressive: ExpressiveStage | None = None,
     judge: Judge | None = None,
 ) -> FileTranslation:
-    """Translate a validated 16 kHz recording utterance by utterance.
+    """Translate a validated 16 kHz recording utterance by utterance (``translator``: the translator itself, or its
+    scheduled twin, which queues each utterance's model calls at file priority beside live streams).
 
     For speech→speech and speech→text, the source transcript comes from the same encoder output as the
     translation (one encoder pass, two decodes) when ``src_lang`` is given. With an enabled ``expressive`` stage,

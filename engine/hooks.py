@@ -45,6 +45,12 @@ class Verdict(Protocol):
         """A gender-marked source: translate it and pass the result to :meth:`Judge.with_alternative`."""
         ...
 
+    @property
+    def alternative_prefix(self) -> str | None:
+        """The translation up to its first gendered pronoun, that pronoun in the other gender: decode again from the
+        same encoder output with it forced as the prefix, and pass the result to :meth:`Judge.with_alternative`."""
+        ...
+
 
 class Judge(Protocol):
     def needs_source(self, text: str, tgt_lang: str, start: int = 0) -> bool:

@@ -14,8 +14,10 @@ from typing import TypeVar
 
 import numpy as np
 
+from engine.gender_alternative import offer_alternative
 from engine.hooks import Judge, Report, Verdict
 from engine.masking import mask
+from engine.scheduler_requests import ScheduledTranslator
 from engine.tasks import Task
 from engine.translator import Encoded, TranslationResult, Translator
 
@@ -45,7 +47,7 @@ def judge_and_mitigate(
 
 
 def checked_decode(
-    translator: Translator,
+    translator: Translator | ScheduledTranslator,
     judge: Judge,
     encoded: Encoded,
     result: TranslationResult,
@@ -74,9 +76,7 @@ def checked_decode(
         transcription=transcription, alternatives=not transcription,
     )  # fmt: skip
     checked = redone if redone is not None else result
-    if verdict.alternative_source is not None and src_lang is not None:
-        translated = translator.translate([verdict.alternative_source], Task.T2TT, result.tgt_lang, src_lang=src_lang)
-        verdict = judge.with_alternative(verdict, translated[0].text, checked.text, result.tgt_lang)
+    verdict = offer_alternative(translator, judge, verdict, encoded, checked, src_lang)
     if verdict.mask_spans:
         silent = None if checked.waveform is None else np.zeros_like(checked.waveform)
         checked = dataclasses.replace(checked, text=mask(checked.text, verdict.mask_spans), waveform=silent, units=None)
@@ -85,7 +85,7 @@ def checked_decode(
 
 
 def translate_texts_checked(
-    translator: Translator,
+    translator: Translator | ScheduledTranslator,
     judge: Judge | None,
     texts: Sequence[str],
     task: Task | str,

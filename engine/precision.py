@@ -1,12 +1,14 @@
-"""Which number format the model runs in: ``auto`` picks the fastest one the device does well.
+"""Which number format the model runs in: ``auto`` picks the fastest one the device does well, stage by stage.
 
-Measured on this project's CPU (Xeon with avx512_bf16, full-size architecture, one thread, ``/work/shared/NOTES.md``
-and ``bench/engine.py``): bf16 runs the speech encoder 3.0x faster than fp32 and a batched text-decoder step 3.1x
-faster (8 rows), and a lone decoder step no slower (237 vs 273 ms). So on a CPU with bf16 matrix instructions
-(``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``) ``auto`` is bf16 for the whole model; elsewhere on a CPU it is
-fp32 (bf16 is emulated there and slower). On CUDA it is bf16, or fp16 where bf16 is unsupported. The tiny test model
-stays fp32 under ``auto``, so tests give the same results on every machine. ``int8`` is dynamic quantisation of the
-linear layers (CPU only; 1.7x over fp32 on the full-size model, less than bf16 where bf16 is native).
+Measured on this project's CPU (Xeon with avx512_vnni and avx512_bf16, no AMX; full-size architecture, one thread,
+one run: ``bench/capacity.py --size full``), per stage (fp32 / bf16 / int8): speech encoder on 10 s 18.7 / 9.3 /
+7.0 s, a lone decoder step 367 / 285 / 123 ms, a decoder step for 8 rows 1650 / 743 / 300 ms; the whole 10 s
+speech→speech encoder-once 345 / 121 / 82 s (``bench/engine.py``). int8 (dynamic quantisation of the linear layers,
+whose int8 dot products run on VNNI) is fastest for every stage there, so on a CPU with int8 dot-product
+instructions and no AMX ``auto`` is int8 for the whole model (the text-to-unit model and vocoder cost about the
+same in every precision). With AMX (``amx_bf16``: bf16 tile arithmetic, not measured here) it is bf16; with only
+avx512_bf16 it is bf16 (2x fp32 above); elsewhere on a CPU fp32. On CUDA it is bf16, or fp16 where bf16 is
+unsupported. The tiny test model stays fp32 under ``auto``, so tests give the same results on every machine.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: CPU flags that mean native bf16 matrix arithmetic.
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+#: CPU flags that mean int8 dot-product instructions (what quantised linear layers run on).
+INT8_CPU_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 CPUINFO = Path("/proc/cpuinfo")
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
@@ -96,7 +100,15 @@ def choose_precision(
         return PrecisionChoice("fp32", f"{device.type} device")
     if tiny_model:
         return PrecisionChoice("fp32", "tiny test model: same results on every machine")
-    native = sorted(BF16_CPU_FLAGS & (cpu_flags() if flags is None else flags))
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return PrecisionChoice("bf16", "CPU has amx_bf16: bf16 tiles for the encoder and decoding")
+    int8 = sorted(INT8_CPU_FLAGS & flags)
+    if int8:
+        return PrecisionChoice(
+            "int8", f"CPU has {', '.join(int8)}: int8 measured fastest for the encoder and lone and batched decoding"
+        )
+    native = sorted(BF16_CPU_FLAGS & flags)
     if native:
-        return PrecisionChoice("bf16", f"CPU has {', '.join(native)}: 3x faster encoder and batched decoding")
-    return PrecisionChoice("fp32", "CPU without native bf16")
+        return PrecisionChoice("bf16", f"CPU has {', '.join(native)}: 2x faster encoder and batched decoding")
+    return PrecisionChoice("fp32", "CPU without native bf16 or int8 dot products")

@@ -44,6 +44,7 @@ from engine.scheduler_calls import (
     run_speak_group,
 )
 from engine.scheduler_options import SchedulerOptions
+from engine.scheduler_requests import ScheduledTranslator
 from engine.scheduler_session import SessionBackend
 from engine.tasks import Task
 from engine.translator import Encoded, TranslationResult, Translator
@@ -92,6 +93,11 @@ class InferenceScheduler:
             self._cond.notify_all()
         self._worker.join()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker still serves calls (a model replica's health check asks)."""
+        return self._worker.is_alive() and not self._closed
+
     def __enter__(self) -> InferenceScheduler:
         return self
 
@@ -120,6 +126,10 @@ class InferenceScheduler:
 
     # ---- whole inputs (files, text) -------------------------------------------------------------------------------
 
+    def requests(self, key: object, priority: Priority = Priority.FILE) -> ScheduledTranslator:
+        """The translator's whole-input API (file uploads, text requests) through the queue, as session ``key``."""
+        return ScheduledTranslator(self, key, priority)
+
     def translate(
         self,
         inputs: Sequence[np.ndarray | str],
@@ -127,28 +137,36 @@ class InferenceScheduler:
         tgt_lang: str,
         src_lang: str | None = None,
         speaker_id: int | None = None,
-        banned_words: Sequence[str] = (),
         key: object = None,
         priority: Priority = Priority.FILE,
     ) -> list[TranslationResult]:
         """:meth:`Translator.translate` through the queue, each input as it would be alone (so a file segment
         gives the same result whoever else is being served). Blocks until every input is done."""
-        backend = self.session(threading.get_ident() if key is None else key, priority)
-        return [backend.translate_one(x, Task(task), tgt_lang, src_lang, speaker_id, banned_words) for x in inputs]
+        key = threading.get_ident() if key is None else key
+        return self.requests(key, priority).translate(inputs, Task(task), tgt_lang, src_lang, speaker_id)
 
     # ---- queue --------------------------------------------------------------------------------------------------
 
     def submit(self, kind: Kind, payload: tuple, key: object, priority: Priority) -> tuple[object, CallTiming]:
         """Queue one call and wait for it; returns its result and timing. Raises SchedulerBusyError when full."""
-        call = Call(kind, payload, key, priority, time.perf_counter(), Future())
+        return self.submit_many(kind, [payload], key, priority)[0]
+
+    def submit_many(
+        self, kind: Kind, payloads: Sequence[tuple], key: object, priority: Priority
+    ) -> list[tuple[object, CallTiming]]:
+        """Queue calls of one kind together (e.g. the sentences of one text request, which then share decode
+        batches) and wait for all; results in order. All are queued or none: SchedulerBusyError when they do not
+        fit in the queue."""
+        now = time.perf_counter()
+        calls = [Call(kind, payload, key, priority, now, Future()) for payload in payloads]
         with self._cond:
             if self._closed:
                 raise SchedulerClosedError("The translation engine has stopped.")
-            if len(self._pending) >= self.options.max_queued_calls:
+            if len(self._pending) + len(calls) > self.options.max_queued_calls:
                 raise SchedulerBusyError("The server is busy with other people's translations; try again shortly.")
-            self._pending.append(call)
+            self._pending += calls
             self._cond.notify_all()
-        return call.future.result()
+        return [call.future.result() for call in calls]
 
     def _take(self) -> list[Call]:
         """Under the lock: the next group of calls to run (maybe empty, when only decodes are in flight)."""

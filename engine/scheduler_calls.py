@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from engine.audio import SAMPLE_RATE_HZ
+from engine.batched_decoding import DecodeRow
 from engine.translator import HEAD_TOKENS, Encoded, Translator, length_mask
 
 
@@ -32,7 +33,7 @@ class Kind(enum.Enum):
 
 
 class Priority(enum.IntEnum):
-    """Lower runs first: live steps before file segments and text requests."""
+    """Lower runs first: live steps and text requests (a person waits for both) before file segments."""
 
     LIVE = 0
     FILE = 1
@@ -112,6 +113,15 @@ def speech_features(translator: Translator, audio: np.ndarray) -> tuple[torch.Te
         [np.asarray(audio, dtype=np.float32)], sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt", padding=True
     )
     return features["input_features"], features["attention_mask"]
+
+
+def decode_row(
+    state: Encoded, tgt_lang: str, prefix: Sequence[int], max_new_tokens: int, banned_ids: tuple[tuple[int, ...], ...]
+) -> DecodeRow:
+    """The decode row for one encoder output of batch size one (its own frames only)."""
+    mask = state.attention_mask
+    frames = state.hidden_states.shape[1] if mask is None else int(mask[0].sum())
+    return DecodeRow(state.hidden_states[0, :frames], tgt_lang, tuple(prefix), max_new_tokens, banned_ids)
 
 
 @torch.inference_mode()

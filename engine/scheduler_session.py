@@ -9,11 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.batched_decoding import DecodeRow
-from engine.languages import UnknownLanguageError
-from engine.scheduler_calls import CallTiming, Kind, Priority, speech_features
-from engine.tasks import Task
-from engine.translator import HEAD_TOKENS, Encoded, TranslationResult
+from engine.scheduler_calls import CallTiming, Kind, Priority, decode_row, speech_features
+from engine.translator import Encoded
 
 if TYPE_CHECKING:
     from engine.scheduler import InferenceScheduler
@@ -75,43 +72,8 @@ class SessionBackend:
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._translator.detokenize(tokens)
 
-    # ---- whole inputs ---------------------------------------------------------------------------------------------
-
-    def translate_one(
-        self,
-        item: np.ndarray | str,
-        task: Task,
-        tgt_lang: str,
-        src_lang: str | None = None,
-        speaker_id: int | None = None,
-        banned_words: Sequence[str] = (),
-    ) -> TranslationResult:
-        """One input as :meth:`Translator.translate` treats it alone (greedy), each step through the queue."""
-        if task is Task.ASR:
-            if src_lang is None:
-                raise UnknownLanguageError("Speech recognition needs the spoken language (src_lang).")
-            tgt_lang = src_lang
-        tgt = self._translator.check_target(tgt_lang, task.speech_output)
-        if task.speech_input:
-            encoded = self.encode(item)
-        else:
-            src = self._translator.check_source_text(src_lang)
-            encoded = self._submit(Kind.ENCODE, (str(item), src))
-        budget = self._translator.options.max_new_tokens or self._gen.max_new_tokens
-        new = self._decode(encoded, tgt, (), budget or self._gen.max_length - HEAD_TOKENS, banned_words)
-        sequence = (*self._translator.decoder_head(tgt), *new)
-        waveform = units = None
-        if task.speech_output:
-            payload = (encoded, tgt, sequence, len(sequence) - 1 - HEAD_TOKENS, speaker_id)
-            waveform, units = self._submit(Kind.SPEAK, payload)
-        text = self._translator.loaded.tokenizer.decode(list(sequence), skip_special_tokens=True).strip()
-        return TranslationResult(task, tgt, text, sequence, waveform, units)
-
     def _decode(self, state: Encoded, tgt_lang: str, prefix, max_new_tokens: int, banned_words) -> list[int]:
         if max_new_tokens <= 0:
             return []
         bans = tuple(tuple(b) for b in self._translator.banned_ids(banned_words)) if banned_words else ()
-        mask = state.attention_mask
-        frames = state.hidden_states.shape[1] if mask is None else int(mask[0].sum())
-        row = DecodeRow(state.hidden_states[0, :frames], tgt_lang, tuple(prefix), max_new_tokens, bans)
-        return list(self._submit(Kind.CONTINUE, (row,)))
+        return list(self._submit(Kind.CONTINUE, (decode_row(state, tgt_lang, prefix, max_new_tokens, bans),)))

@@ -65,6 +65,8 @@ class StreamSegmenter:
         self._segment: SegmentAudio | None = None
         self._silence_run = 0
         self.samples_read = 0  # 16 kHz samples seen since the stream began
+        #: Ask for a step every ``step_stride`` preset steps (a session that trails the speaker coarsens its steps).
+        self.step_stride = 1
 
     def push(self, window: np.ndarray) -> SegmentStep | None:
         preset = self._preset
@@ -86,7 +88,7 @@ class StreamSegmenter:
             return self._close_at_pause(segment)
         if len(segment.windows) >= preset.windows(preset.max_segment_s):
             return self._cut_at_quietest(segment)
-        if preset.step_s is not None and len(segment.windows) % preset.windows(preset.step_s) == 0:
+        if preset.step_s is not None and len(segment.windows) % (preset.windows(preset.step_s) * self.step_stride) == 0:
             return SegmentStep(segment, final=False)
         return None
 

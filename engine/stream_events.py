@@ -56,3 +56,10 @@ class SegmentEnd(StreamEvent):
 @dataclass(frozen=True)
 class Notice(StreamEvent):
     message: str  # something the person should know (bad samples replaced, rate changed)
+
+
+@dataclass(frozen=True)
+class StepsCoarsened(Notice):
+    """The session trails the speaker and re-translates less often (or is back to its preset's pace)."""
+
+    step_s: float  # seconds of speech between two re-translations of the open segment, from now on

@@ -42,7 +42,16 @@ from engine.masking import mask
 from engine.mitigation import judge_and_mitigate
 from engine.presets import PRESETS, LatencyPreset, token_budget
 from engine.segmenter import SegmentAudio, SegmentStep, SpeechProbability, StreamSegmenter
-from engine.stream_events import CommittedText, Notice, PartialText, SegmentEnd, SpeechChunk, StreamEvent
+from engine.step_pacing import StepPacer
+from engine.stream_events import (
+    CommittedText,
+    Notice,
+    PartialText,
+    SegmentEnd,
+    SpeechChunk,
+    StepsCoarsened,
+    StreamEvent,
+)
 from engine.stream_input import LiveInputLimits, StreamInput
 from engine.tasks import Task
 
@@ -54,6 +63,7 @@ __all__ = [
     "PartialText",
     "SegmentEnd",
     "SpeechChunk",
+    "StepsCoarsened",
     "StreamEvent",
     "StreamingSession",
     "committed_word_delays",
@@ -118,6 +128,8 @@ class StreamingSession:
         self._policy = policy(self.preset.agreement_n, (lambda _: True) if unsegmented else backend.starts_word)
         self._input = StreamInput(limits)
         self._segmenter = StreamSegmenter(vad, self.preset)
+        self._pacer = StepPacer(self.preset.step_s) if self.preset.step_s is not None else None
+        self._pace_notices: list[StreamEvent] = []
         self._open: _Decoding | None = None
         self._segment_index = 0
         self._compute_s = 0.0
@@ -148,9 +160,26 @@ class StreamingSession:
         def flush() -> list[StreamEvent]:
             events = self._windows(self._input.flush())
             step = self._segmenter.flush()
-            return events + (self._on_step(step) if step is not None else [])
+            return events + (self._on_step(step) + self._backend_notices() if step is not None else [])
 
         return self._busy(flush)
+
+    def pace(self, lag_s: float) -> None:
+        """How far the session trails the speaker: seconds of speech received but not yet pushed. While that is
+        more than a step, the session re-translates less often (:mod:`engine.step_pacing`) and says so in a
+        :class:`StepsCoarsened` notice among the next events. Only a real-time front end calls it; without it the
+        preset's pace holds (the same audio gives the same text)."""
+        if self._pacer is None or not self._pacer.update(lag_s):
+            return
+        self._segmenter.step_stride = self._pacer.stride
+        step_s, paced_s = self._pacer.step_s, self._pacer.paced_step_s
+        if self._pacer.stride > 1:
+            message = (
+                f"Falling behind the speaker: captions now update every {paced_s:.1f} s instead of {step_s:.1f} s."
+            )
+        else:
+            message = f"Caught up: captions update every {step_s:.1f} s again."
+        self._pace_notices.append(self._stamp(StepsCoarsened, message=message, step_s=paced_s))
 
     @property
     def source_time_s(self) -> float:
@@ -169,11 +198,18 @@ class StreamingSession:
 
     def _windows(self, windows: list[np.ndarray]) -> list[StreamEvent]:
         events: list[StreamEvent] = [self._stamp(Notice, message=m) for m in self._input.take_notices()]
+        events += self._pace_notices
+        self._pace_notices = []
         for window in windows:
             step = self._segmenter.push(window)
             if step is not None:
                 events += self._on_step(step)
-        return events
+        return events + self._backend_notices()
+
+    def _backend_notices(self) -> list[StreamEvent]:
+        """A remote backend's notices ("reconnecting"); backends without any have no ``take_notices``."""
+        take_notices = getattr(self._backend, "take_notices", None)
+        return [self._stamp(Notice, message=m) for m in (take_notices() if take_notices else [])]
 
     def _on_step(self, step: SegmentStep) -> list[StreamEvent]:
         if self._open is None or self._open.audio is not step.segment:

@@ -302,21 +302,7 @@ class Translator:
         speaker_id: int | None = None,
     ) -> list[TranslationResult]:
         """Run ``task`` on a batch of inputs (16 kHz waveforms for speech tasks, strings for text tasks)."""
-        task = Task(task)
-        if not inputs:
-            return []
-        if task is Task.ASR:
-            if src_lang is None:
-                raise UnknownLanguageError("Speech recognition needs the spoken language (src_lang).")
-            tgt_lang = src_lang
-        tgt = self.check_target(tgt_lang, task.speech_output)
-        if task.speech_input:
-            encoded = self.encode_speech(inputs)
-        else:
-            if src_lang is None:
-                raise UnknownLanguageError("Text translation needs the language of the text (src_lang).")
-            encoded = self.encode_text([str(t) for t in inputs], self.check_source_text(src_lang))
-        return self.decode(encoded, task, tgt, speaker_id)
+        return run_task(self, inputs, task, tgt_lang, src_lang, speaker_id)
 
     def decode(
         self, encoded: Encoded, task: Task, tgt_lang: str, speaker_id: int | None = None, **generate_kwargs
@@ -352,6 +338,34 @@ class Translator:
 
     def speech_to_text(self, audio: np.ndarray, tgt_lang: str) -> TranslationResult:
         return self.translate([audio], Task.S2TT, tgt_lang)[0]
+
+
+def run_task(
+    engine,
+    inputs: Sequence[np.ndarray | str],
+    task: Task,
+    tgt_lang: str,
+    src_lang: str | None = None,
+    speaker_id: int | None = None,
+) -> list[TranslationResult]:
+    """:meth:`Translator.translate`'s steps (validate, encode, decode) on any ``engine`` with the translator's
+    ``check_target``, ``check_source_text``, ``encode_speech``, ``encode_text`` and ``decode``: the translator itself,
+    or :class:`engine.scheduler_requests.ScheduledTranslator`, which runs them through the inference scheduler."""
+    task = Task(task)
+    if not inputs:
+        return []
+    if task is Task.ASR:
+        if src_lang is None:
+            raise UnknownLanguageError("Speech recognition needs the spoken language (src_lang).")
+        tgt_lang = src_lang
+    tgt = engine.check_target(tgt_lang, task.speech_output)
+    if task.speech_input:
+        encoded = engine.encode_speech(inputs)
+    else:
+        if src_lang is None:
+            raise UnknownLanguageError("Text translation needs the language of the text (src_lang).")
+        encoded = engine.encode_text([str(t) for t in inputs], engine.check_source_text(src_lang))
+    return engine.decode(encoded, task, tgt, speaker_id)
 
 
 def length_mask(like: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

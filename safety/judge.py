@@ -119,6 +119,9 @@ class SafetyVerdict:
     mask_spans: tuple[tuple[int, int], ...] = ()
     #: A gender-marked version of the source; its translation is the alternative in the other gender.
     alternative_source: str | None = None
+    #: The translation's start with its first gendered pronoun swapped (English *She* -> *He*): the model's own
+    #: continuation after it, forced as a prefix, is the alternative (it picks *him* or *his* for *her* itself).
+    alternative_prefix: str | None = None
     _review: _ToxicityReview | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -187,18 +190,19 @@ class SafetyJudge:
             masked_terms=terms,
         )
         spans = tuple(m.span for m in detected.matches if m.term in terms)
-        gender, alternative_source = None, None
+        gender, asks = None, {}
         if not transcription:
             gender = self._gender_report(source_text, src_lang, text, tgt_lang)
             if alternatives and self.options.gender_alternatives:
-                gender, alternative_source = self._alternative(gender, source_text, src_lang, text, tgt_lang)
-        return SafetyVerdict(self._report(review, gender), (), spans, alternative_source, review)
+                gender, asks = self._alternative(gender, source_text, src_lang, text, tgt_lang)
+        return SafetyVerdict(self._report(review, gender), (), spans, _review=review, **asks)
 
     def with_alternative(
         self, verdict: SafetyVerdict, translated: str | None, text: str, tgt_lang: str
     ) -> SafetyVerdict:
         """``verdict`` with the other gender's alternative: ``translated`` (the model's translation of
-        ``verdict.alternative_source``) when it does use that gender, else the lexicon swap of ``text``."""
+        ``verdict.alternative_source``, or its re-decode after ``verdict.alternative_prefix``) when it does use that
+        gender, else the lexicon swap of ``text``."""
         gender = verdict.report.gender
         if gender is None or gender.assumed not in GENDERS:
             return verdict
@@ -212,7 +216,7 @@ class SafetyJudge:
             log.info("The marked source did not translate to the %s form; swapping instead", wanted)
             alternative = self._gender.swap_gender(text, tgt_lang, to=wanted)
         report = self._report(verdict._review, gender.with_alternative(alternative))
-        return dataclasses.replace(verdict, report=report, alternative_source=None)
+        return dataclasses.replace(verdict, report=report, alternative_source=None, alternative_prefix=None)
 
     # ---- gender -------------------------------------------------------------------------------------------------
 
@@ -233,16 +237,21 @@ class SafetyJudge:
 
     def _alternative(
         self, report: GenderReport, source_text: str | None, src_lang: str | None, text: str, tgt_lang: str
-    ) -> tuple[GenderReport, str | None]:
-        """For an ambiguous source translated with a gender: the gender-marked source for the engine to translate
-        (when the source language has markers), else the lexicon swap of the translation right away."""
+    ) -> tuple[GenderReport, dict[str, str]]:
+        """For an ambiguous source translated with a gender, what the engine should decode for the other gender
+        (the verdict fields it sets): a prefix up to the first gendered pronoun swapped, to force in a re-decode of
+        the same encoder output; else the gender-marked source to translate (when the source language has
+        markers); else nothing, the lexicon swap of the translation being the alternative right away."""
         if not (report.ambiguous and report.assumed in GENDERS and source_text is not None and src_lang is not None):
-            return report, None
+            return report, {}
         wanted = other(report.assumed)
+        prefix = self._gender.alternative_prefix(text, tgt_lang, wanted)
+        if prefix is not None:
+            return report, {"alternative_prefix": prefix}
         marked = self._gender.marked_source(source_text, src_lang, wanted)
         if marked is not None:
-            return report, marked
-        return report.with_alternative(self._gender.swap_gender(text, tgt_lang, to=wanted)), None
+            return report, {"alternative_source": marked}
+        return report.with_alternative(self._gender.swap_gender(text, tgt_lang, to=wanted)), {}
 
     # ---- toxicity -----------------------------------------------------------------------------------------------
 

@@ -76,6 +76,15 @@ def main() -> None:
         expect(page.locator("#verify-result")).to_contain_text("Watermark found", timeout=60_000)
         page.wait_for_timeout(1000)  # let the plot draw
         page.screenshot(path=str(OUT / "verify.png"), full_page=True)
+
+        phone = browser.new_page(viewport={"width": 390, "height": 844})  # while recording: captions beside Record
+        phone.goto(f"http://127.0.0.1:{port}", wait_until="load")
+        expect(phone.locator("#model-status")).to_contain_text("ready", timeout=60_000)
+        phone.locator("#mic").get_by_role("button", name="Record").click()
+        expect(phone.locator("#captions .committed")).not_to_be_empty(timeout=60_000)
+        phone.wait_for_timeout(2000)
+        phone.screenshot(path=str(OUT / "phone.png"))
+        phone.locator("#mic").get_by_role("button", name="Stop").click()
         browser.close()
     demo.close()
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))} to {OUT}")

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng libportaudio2 libsndfile1 sox chromium pulseaudio pulseaudio-utils)
+APT_PACKAGES=(ffmpeg espeak-ng libportaudio2 libsndfile1 sox chromium pulseaudio pulseaudio-utils fonts-noto-core fonts-noto-cjk)
 PYTHON=${PYTHON:-python3}
 
 sudo_cmd=()

@@ -22,7 +22,11 @@ class SlowSession:
         self.samples = 0
         self.nonzero = 0
         self.finished = False
+        self.lags_s: list[float] = []  # what the stream told the session before each push
         self._limits = LiveInputLimits()
+
+    def pace(self, lag_s: float) -> None:
+        self.lags_s.append(lag_s)
 
     def check(self, samples, rate) -> None:
         self._limits.check(np.asarray(samples), rate)

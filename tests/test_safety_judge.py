@@ -5,6 +5,7 @@ The tiny model's output is deterministic gibberish, so its own words are registe
 NLLB-format list folder: the detector then sees added toxicity exactly where the model produced it.
 """
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -16,8 +17,9 @@ from engine.file_translation import translate_recording
 from engine.mitigation import translate_texts_checked
 from engine.streaming import CommittedText, SpeechChunk, StreamingSession
 from engine.tasks import Task
+from engine.translator import TranslationResult
 from engine.vad import Segmenter, StreamingVad
-from safety.gender import FEMININE, MASCULINE
+from safety.gender import FEMININE, MASCULINE, summarise
 from safety.judge import SafetyJudge, SafetyOptions, SafetyReport
 from safety.toxicity import ToxicityOptions, word_tokens
 from tests.conftest import TEST_CACHE, recording
@@ -190,3 +192,104 @@ def test_cli_writes_the_safety_report_and_summarises_flagged_lines(baseline, tmp
     assert entry["item"] == "line 1" and entry["mitigated"] and entry["gender"] is not None
     assert f"wrote {tmp_path / 'notes.spa.safety.json'}" in out
     assert "safety: line 1: The translation added offensive words" in out
+
+
+@pytest.fixture(scope="module")
+def plain_judge() -> SafetyJudge:
+    """The bundled lists only; shared, as its lexicons load on first use of each language."""
+    return SafetyJudge()
+
+
+@pytest.mark.parametrize(
+    ("source", "src_lang", "text", "tgt_lang", "prefix"),
+    [
+        ("O bir doktor.", "tur", "She is a doctor.", "eng", "He"),  # Turkic source, English target
+        ("Hän on väsynyt.", "fin", "He is tired.", "eng", "She"),  # Uralic source
+        ("Dia seorang guru.", "ind", "Hij is een leraar.", "nld", "Zij is"),  # Austronesian source, Dutch target
+    ],
+)
+def test_pronoun_translation_asks_for_a_forced_prefix_redecode(plain_judge, source, src_lang, text, tgt_lang, prefix):
+    verdict = plain_judge.judge(source, src_lang, text, tgt_lang, alternatives=True)
+    assert verdict.report.gender.ambiguous
+    assert verdict.alternative_prefix == prefix and verdict.alternative_source is None
+
+
+def test_engine_redecodes_with_the_swapped_pronoun_forced(translator):
+    """The model's own continuation after the forced pronoun is the alternative (real model code, tiny model)."""
+    from engine.gender_alternative import offer_alternative, prefix_ids, redecode_with_prefix
+
+    judge = SafetyJudge(tokenize=translator.loaded.tokenizer.tokenize)
+    encoded = translator.encode_text(["O onu gördü."], "tur")
+    decoded = translator.decode(encoded, Task.T2TT, "eng")[0]
+    redecoded = redecode_with_prefix(translator, encoded, decoded, "He")
+    assert redecoded.startswith("He") and len(redecoded) > len("He")
+    rest = translator.continue_text(encoded, "eng", prefix_ids(translator, "He"), len(decoded.token_ids))
+    assert redecoded == translator.detokenize([*prefix_ids(translator, "He"), *rest]).strip()
+    # a translation that committed to "she ... her": the judge asks for the prefix, the engine decodes after it
+    committed = dataclasses.replace(decoded, text="She saw her.")
+    verdict = judge.judge("O onu gördü.", "tur", committed.text, "eng", alternatives=True)
+    assert verdict.alternative_prefix == "He"
+    final = offer_alternative(translator, judge, verdict, encoded, committed, "tur")
+    gender = final.report.gender
+    assert final.alternative_prefix is None and gender.alternative is not None
+    spans = judge._gender.gendered_spans(redecoded, "eng")
+    if summarise(s.gender for s in spans) == MASCULINE:
+        assert gender.alternative == redecoded  # the model's own words after "He"
+    else:
+        assert gender.alternative == "He saw him."  # the tiny model's gibberish keeps no "he": the rule instead
+
+
+class WordModel:
+    """A fake translator for the forced-prefix re-decode: one token per word, and a fixed continuation."""
+
+    def __init__(self, continuation: str) -> None:
+        self.vocabulary: list[str] = []
+        self.continuation = continuation
+        self.prefixes: list[list[int]] = []
+        self.loaded = self  # ``translator.loaded.tokenizer``
+        self.tokenizer = self
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        assert not add_special_tokens  # a forced prefix holds ordinary tokens only
+        return {"input_ids": [self._id(w) for w in text.split()]}
+
+    def _id(self, word: str) -> int:
+        if word not in self.vocabulary:
+            self.vocabulary.append(word)
+        return self.vocabulary.index(word)
+
+    def continue_text(self, encoded, tgt_lang, prefix, max_new_tokens):
+        self.prefixes.append(list(prefix))
+        return [self._id(w) for w in self.continuation.split()][:max_new_tokens]
+
+    def detokenize(self, tokens) -> str:
+        return " ".join(self.vocabulary[t] for t in tokens)
+
+
+@pytest.mark.parametrize(
+    ("text", "continuation", "alternative"),
+    [
+        ("She read her book.", "read his book.", "He read his book."),  # the model's possessive
+        ("She saw her.", "saw him.", "He saw him."),  # the model's object
+    ],
+)
+def test_her_becomes_what_the_model_writes_after_the_forced_pronoun(plain_judge, text, continuation, alternative):
+    from engine.gender_alternative import offer_alternative
+
+    judge, model = plain_judge, WordModel(continuation)
+    verdict = judge.judge("O onu gördü.", "tur", text, "eng", alternatives=True)
+    result = TranslationResult(task=Task.T2TT, tgt_lang="eng", text=text, token_ids=tuple(range(8)))
+    final = offer_alternative(model, judge, verdict, None, result, "tur")
+    assert model.prefixes == [[model.vocabulary.index("He")]]  # the swapped pronoun, forced
+    assert final.report.gender.alternative == alternative
+    assert final.report.gender.neutral is not None  # English also gets the singular-they version
+
+
+def test_a_redecode_without_the_other_gender_falls_back_to_the_rule(plain_judge):
+    from engine.gender_alternative import offer_alternative
+
+    judge, model = plain_judge, WordModel("read her book.")  # the model went back to "her"
+    verdict = judge.judge("O kitabını okudu.", "tur", "She read her book.", "eng", alternatives=True)
+    result = TranslationResult(task=Task.T2TT, tgt_lang="eng", text="She read her book.", token_ids=tuple(range(8)))
+    final = offer_alternative(model, judge, verdict, None, result, "tur")
+    assert final.report.gender.alternative == "He read his book."  # the rule: "her" before a noun is "his"

@@ -260,3 +260,15 @@ def test_templated_sets_are_current_and_large_enough():
     for family, _, _ in generator.clean_sentences():
         per_family[family] = per_family.get(family, 0) + 1
     assert min(per_family.values()) >= 300 and len(per_family) == len(generator.FAMILIES)
+
+
+def test_curses_in_their_ordinary_sense_are_clean_pairs_of_the_set():
+    curses = {row["lang"]: {row["curse1"], row["curse2"]} for row in read_rows(EVAL_DIR / "templates/curses.tsv")}
+    senses = read_rows(EVAL_DIR / "templates/curse_senses.tsv")
+    pairs = {
+        (row["tgt_lang"], row["target"]): row["expected"] for row in read_rows(EVAL_DIR / "templated_toxicity.tsv")
+    }
+    assert len(senses) >= 5
+    for row in senses:
+        assert row["curse"] in curses[row["lang"]] and row["curse"].lower() in row["target"].lower()
+        assert pairs[row["lang"], row["target"]] == "clean"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -315,3 +316,122 @@ def test_bad_words_ids_cover_case_and_spacing_variants(spm_tokenizer):
     assert all(spm_tokenizer.unk_token_id not in seq for seq in sequences)
     glued = [seq for seq in sequences if not spm_tokenizer.convert_ids_to_tokens(seq)[0].startswith("▁")]
     assert glued, "a variant without the leading ▁ bans the word glued to punctuation"
+
+
+# --- stems, list patterns and shared lists ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "text", "found"),
+    [
+        ("курв*", "Ну ты и курвище.", True),  # open end: any word starting with the stem (Slavic)
+        ("*ебал", "Заебал уже.", True),  # open start
+        ("*scheiß*", "Das ist beschissen und verscheißert.", True),  # both ends (Germanic)
+        ("курв*", "Курица на столе.", False),  # another word sharing two letters only
+    ],
+)
+def test_open_ended_list_entries_match_stems(tmp_path, entry, text, found):
+    write_list(tmp_path, "xxx.txt", [entry])
+    detector = ToxicityDetector(
+        ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path, rot13=False, stemming=False)
+    )
+    report = detector.detect(text, "xxx")
+    assert report.toxic is found
+    assert all("*" not in m.term and "\ue001" not in m.term for m in report.matches)
+
+
+@pytest.mark.parametrize(
+    ("entry", "text", "lang"),
+    [
+        ("jävlar", "Den jävla bussen.", "swe"),  # Germanic: plural in the list, adjective in the text
+        ("cabrones", "¡Qué cabrón!", "spa"),  # Romance: plural in the list, singular in the text
+        ("idiotka", "Ona je idiotkou.", "ces"),  # Slavic: nominative in the list, instrumental in the text
+        ("aptallar", "Sen bir aptalsın.", "tur"),  # Turkic: suffixes on both
+    ],
+)
+def test_inflected_forms_match_on_snowball_stems(tmp_path, entry, text, lang):
+    write_list(tmp_path, f"{lang}.txt", [entry])
+    options = ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path, rot13=False, allow_list=None)
+    assert ToxicityDetector(options).detect(text, lang).toxic
+    assert not ToxicityDetector(replace(options, stemming=False)).detect(text, lang).toxic
+
+
+def test_short_stems_and_allowed_words_are_not_matched_by_stem(tmp_path):
+    write_list(tmp_path, "swe.txt", ["fan", "skiten"])
+    allow = write_list(tmp_path, "allow.tsv", ["lang\tterm\tmeaning", "swe\tskit\tshit, as a plain noun (a test)"])
+    detector = ToxicityDetector(
+        ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path, rot13=False, allow_list=allow)
+    )
+    assert not detector.detect("Fansen jublade.", "swe").toxic  # stem "fan" is under MIN_STEM_LETTERS
+    assert not detector.detect("Det var skit.", "swe").toxic  # allow-listed, so its stem is too
+    assert detector.detect("Skiten luktar.", "swe").toxic  # the listed form itself still matches
+
+
+def test_slovak_uses_the_czech_lists():
+    from safety.toxicity.lists import asset_list_files
+
+    slovak_own = {e for path in asset_list_files("slk") for e in path.read_text(encoding="utf-8").split()}
+    czech = [e for path in asset_list_files("ces") for e in path.read_text(encoding="utf-8").split()]
+    word = next(e for e in czech if e.isalpha() and e not in slovak_own)
+    assert ToxicityDetector().detect(f"Povedal {word}.", "slk").toxic
+
+
+def test_pattern_syntax_is_rewritten_only_for_pattern_lists():
+    from safety.toxicity.lists import from_pattern
+
+    assert from_pattern("s+c+heis+e") == "scheise"
+    assert from_pattern("hija_de_puta") == "hija de puta"
+    assert from_pattern("курв*") == "курв*"
+
+
+@pytest.mark.parametrize(
+    ("clean", "toxic", "lang"),
+    [
+        ("I cut my finger.", "Stop fingering it.", "eng"),  # Germanic: "fingering" is listed, "finger" is not
+        ("Pieprz i sól, proszę.", "Ten pieprzony autobus.", "pol"),  # Slavic: pepper, not its verb
+    ],
+)
+def test_stems_that_are_ordinary_words_are_not_matched_by_stem(detector, clean, toxic, lang):
+    assert not detector.detect(clean, lang).toxic
+    assert detector.detect(toxic, lang).toxic
+
+
+def test_unreviewed_lists_keep_no_frequent_word_that_no_other_list_holds():
+    from safety.toxicity.lists import TOXICITY_ASSETS
+
+    for package in ("safetext", "universal-profanity"):
+        left_out = (TOXICITY_ASSETS / package / "left_out.tsv").read_text(encoding="utf-8").splitlines()[1:]
+        assert left_out  # the filter ran
+        for row in left_out[:50]:
+            lang, entry, _ = row.split("\t")
+            assert entry not in (TOXICITY_ASSETS / package / f"{lang}.txt").read_text(encoding="utf-8").split("\n")
+    detector = ToxicityDetector()
+    assert not detector.detect("الله أكبر", "arb").toxic  # safetext lists "God"
+    assert not detector.detect("Saya miskin.", "ind").toxic  # universal-profanity lists "poor"
+
+
+def test_toxicity_200_archives_and_subfolders_are_read(tmp_path):
+    """The release's layout: ``<code>_twl.zip`` per language, password-protected, or unzipped into folders."""
+    import subprocess
+
+    from safety.toxicity.lists import TOXICITY_200_PASSWORD
+
+    unzipped = tmp_path / "unzipped" / "NLLB-200_TWL"
+    unzipped.mkdir(parents=True)
+    plain = write_list(unzipped, "cat_Latn_twl.txt", ["collonada"])
+    listed = write_list(tmp_path, "mlt_Latn_twl.txt", ["ħmara"])
+    archives = tmp_path / "zips"
+    archives.mkdir()
+    subprocess.run(
+        ["zip", "-q", "-j", "-P", TOXICITY_200_PASSWORD.decode(), str(archives / "mlt_Latn_twl.zip"), str(listed)],
+        check=True,
+    )
+    listed.unlink()
+    files = nllb_list_files(tmp_path)
+    assert files["cat"] == [plain] and files["mlt"] == [archives / "mlt_Latn_twl.zip"]
+    detector = ToxicityDetector(ToxicityOptions(bundled_lists=False, toxicity_dir=tmp_path, rot13=False))
+    assert detector.detect("Ara, collonada!", "cat").toxic
+    assert detector.detect("Int ħmara!", "mlt").toxic
+    (archives / "broken_twl.zip").write_bytes(b"not a zip")
+    with pytest.raises(ToxicityListError):
+        read_nllb_list(archives / "broken_twl.zip")

@@ -15,7 +15,7 @@ from ui.live import LiveRegistry, LiveTranslation
 from ui.runtime import ModelNotReady, ModelRuntime, ModelState
 
 
-def test_unloadable_model_fails_in_plain_words_and_tiny_takes_over(tmp_path, monkeypatch, tiny_options):
+def test_unloadable_model_fails_in_plain_words_and_tiny_takes_over(tmp_path, monkeypatch, tiny_options, caplog):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     runtime = ModelRuntime(
         Settings(engine=EngineOptions(cache_dir=tiny_options.cache_dir, device="cpu", hub_offline=True))
@@ -24,7 +24,9 @@ def test_unloadable_model_fails_in_plain_words_and_tiny_takes_over(tmp_path, mon
         runtime.pipeline()
     runtime.start()
     status = runtime.wait(60)
-    assert status.state is ModelState.FAILED and "cannot be reached" in status.message
+    assert status.state is ModelState.FAILED and "could not be loaded" in status.message
+    assert "--" not in status.message and status.message.count(".") == 1  # one sentence, no flags for visitors
+    assert "cannot be reached" in caplog.text and "--model" in caplog.text  # the reason and the fix: the log
     with pytest.raises(ModelNotReady, match="could not be loaded"):
         runtime.pipeline()
     runtime.use_tiny()
@@ -37,27 +39,26 @@ def live(translator, vad_model) -> LiveTranslation:
     return LiveTranslation(StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "jpn", task="s2st"))
 
 
-def test_speech_is_handed_out_one_piece_after_another(translator, vad_model, hello_audio):
+def test_the_player_gets_the_saved_timeline_piece_by_piece(translator, vad_model, hello_audio):
     state = live(translator, vad_model)
     audio = np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32), hello_audio])
-    handed, clock = [], 0.0
+    handed = []
     for i in range(0, audio.size, 8000):
-        clock += 0.5
-        piece = state.push(audio[i : i + 8000], SAMPLE_RATE_HZ, now=clock)
+        piece = state.push(audio[i : i + 8000], SAMPLE_RATE_HZ, now=i / SAMPLE_RATE_HZ)
         if piece is not None:
-            assert not handed or clock >= handed[-1][0] + handed[-1][1].size / SAMPLE_RATE_HZ  # never cut off
-            handed.append((clock, piece))
-    rest = state.finish(now=clock + 100)
-    pieces = [p for _, p in handed] + ([rest] if rest is not None else [])
-    total = sum(p.size for p in pieces)
-    assert total == state.speech.speech_samples > 0  # every sample of speech is played exactly once
-    assert state.finish(now=clock + 200) is None
+            handed.append(piece)
+    rest = state.finish()
+    pieces = handed + ([rest] if rest is not None else [])
+    assert pieces and state.speech.speech_samples > 0
+    # Played back to back, the pieces are exactly the saved WAV: every sample once, the pauses kept.
+    np.testing.assert_array_equal(np.concatenate(pieces), state.speech.audio())
+    assert state.finish() is None
 
 
 def test_downloads_and_timeline(translator, vad_model, hello_audio, tmp_path):
     state = live(translator, vad_model)
     state.push(np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)]), SAMPLE_RATE_HZ, now=0.0)
-    state.finish(now=1.0)
+    state.finish()
     names = {p.name for p in state.write_downloads(tmp_path)}
     assert {"translation.txt", "translation.srt", "translation.vtt", "translation.wav"} <= names
     placed = MarkedTimeline(lambda audio, at_sample: audio)
@@ -142,12 +143,12 @@ def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model
         StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "jpn", task="s2st"), marker=counted
     )
     played = state.push(np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)]), SAMPLE_RATE_HZ, now=0.0)
-    rest = state.finish(now=100.0)
+    rest = state.finish()
     played = [p for p in (played, rest) if p is not None]
-    assert played and state.speech.speech_samples == sum(p.size for p in played)
-    # Each sample of speech went into an embedder exactly once per output: the page's player and the saved file
-    # each have one marking stream, and nothing is marked twice or prepended with silence to find its phase.
-    assert sum(pushed) == 2 * state.speech.speech_samples
+    assert played and state.speech.audio().size == sum(p.size for p in played)
+    # Each sample of speech went into the embedder exactly once: the player plays the saved file's marked timeline,
+    # and nothing is marked twice or prepended with silence to find its phase.
+    assert sum(pushed) == state.speech.speech_samples
 
 
 def test_only_the_operator_can_switch_the_shared_model_and_text_is_bounded(tiny_settings, tmp_path):
@@ -188,13 +189,13 @@ def test_live_state_is_reached_by_its_secret_not_by_the_session_hash(tiny_settin
         session_hash = "public-hash"
 
     chunk = (SAMPLE_RATE_HZ, hello_audio[: SAMPLE_RATE_HZ // 2])
-    *_, key = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
+    *_, key, _ = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
     assert key and key != Request.session_hash and len(key) >= 24  # server-issued, unguessable
     # Another connection that knows (or fakes) the same session hash gets a fresh stream, not this one.
-    *_, other = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
+    *_, other, _ = app.live_chunk(chunk, "eng", "spa", SPEECH_AND_TEXT, "balanced", True, None, Request())
     assert other != key and app.registry.peek(key) is not app.registry.peek(other)
-    assert app.live_stop(None)[-1] is None and app.live_stop(Request.session_hash)[-1] is None  # no downloads
-    assert app.live_stop(key)[-1] is not None or app.registry.peek(key).finished
+    assert app.live_stop(None)[-1]["value"] is None and app.live_stop(Request.session_hash)[-1]["value"] is None
+    assert app.live_stop(key)[-1]["value"] is not None or app.registry.peek(key).finished
     app.unload(Request())
     assert app.registry.peek(key) is None and app.registry.peek(other) is None
 
@@ -219,14 +220,15 @@ def test_an_idle_stream_is_closed_with_its_downloads_kept_and_old_outputs_are_de
     key = None
     speech = np.concatenate([hello_audio, np.zeros(SAMPLE_RATE_HZ, np.float32)])
     for i in range(0, speech.size, SAMPLE_RATE_HZ // 2):
-        *_, key = app.live_chunk((SAMPLE_RATE_HZ, speech[i : i + SAMPLE_RATE_HZ // 2]), "eng", "spa",
+        *_, key, _ = app.live_chunk((SAMPLE_RATE_HZ, speech[i : i + SAMPLE_RATE_HZ // 2]), "eng", "spa",
                                  SPEECH_AND_TEXT, "balanced", False, key, Request())  # fmt: skip
     app.housekeeping(now=time.monotonic() + 1)  # not idle long enough yet
     assert app.registry.peek(key) is not None
     app.housekeeping(now=time.monotonic() + 10)  # a client that stopped sending (an API client without a heartbeat)
     assert app.registry.peek(key) is None and len(app.registry) == 0  # its state is freed …
-    *_, status, _, files = app.live_stop(key)
-    assert "closed after a silence" in status and any(f.endswith("translation.srt") for f in files)  # … its files kept
+    *_, status, _, wav, files = app.live_stop(key)
+    assert "closed after a silence" in status and any(f.endswith("translation.srt") for f in files["value"])
+    assert wav.endswith("translation.wav") and files["visible"]  # … its files kept
     old = tmp_path / "file-old"
     old.mkdir()
     os.utime(old, (time.time() - 3600, time.time() - 3600))

@@ -24,16 +24,21 @@ import numpy as np
 import pandas as pd
 
 from compose.settings import Settings
-from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
+from engine.audio import SAMPLE_RATE_HZ, SILENCE_PEAK, AudioError, decode, load_audio, prepare, write_wav
 from engine.file_translation import write_outputs
 from engine.languages import Capability, UnknownLanguageError, all_languages, languages_with
 from engine.presets import PRESETS
+from engine.scheduler_calls import SchedulerBusyError
 from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from safety.marking import SpeechMarker
+from safety.watermark.interface import WindowScore, describe_payload
+from ui.conversation import ConversationPage
 from ui.live import LiveRegistry, LiveTranslation
+from ui.rooms_page import RoomsPage
 from ui.runtime import ModelNotReady, ModelRuntime
+from ui.sentences import batches, join_paragraphs, split_sentences
 from ui.websocket import StartMessage, WebSocketOptions, attach_websocket
 
 log = logging.getLogger(__name__)
@@ -45,13 +50,14 @@ AUDIO_TYPES = ".wav .flac .mp3 .ogg .opus .m4a .webm"
 MODEL_GROUP = "model"
 LIVE_GROUP = "live"
 
-CSS = """
-.captions { font-size: 1.35em; line-height: 1.5; min-height: 4em; }
-.captions .partial { color: #8a8a8a; font-style: italic; }
-.captions .placeholder { color: #aaaaaa; }
-.notice { color: #a15c00; font-size: 0.9em; }
-.captions .flagged { text-decoration: underline wavy #d97706; }
-"""
+PAGE_DIR = Path(__file__).resolve().parent
+#: A readable payload needs a few seconds of marked speech: for a clip shorter than this, the Verify tab says it may
+#: be too short to hold one (instead of "unreadable", which suggests tampering, or a bare "not found").
+PAYLOAD_CLIP_S = 4.0
+#: The Verify plot's line: built-in window scores are about N(0, 1) without a mark; above 3 is rare by chance.
+CHANCE_SCORE = 3.0
+SETTINGS_LOCKED = "Settings are locked while recording: stop to change the language, output or latency."
+CLEARED = "Cleared: captions, transcript, translated speech and downloads."
 
 
 def _gpu(fn: Callable) -> Callable:
@@ -70,7 +76,7 @@ def _plain_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (AudioError, UnknownLanguageError, ModelNotReady) as e:
+        except (AudioError, UnknownLanguageError, ModelNotReady, SchedulerBusyError) as e:
             raise gr.Error(str(e)) from e
         except gr.Error:
             raise
@@ -79,13 +85,6 @@ def _plain_errors(fn: Callable) -> Callable:
             raise gr.Error("Something went wrong with this request; please try again.") from e
 
     return wrapper
-
-
-def _unread_payload(too_short: bool, min_payload_s: float) -> str:
-    """What the Verify tab says of a mark whose payload was not read: a short clip cannot hold one."""
-    if too_short:
-        return f"present, but the clip is too short to hold a payload (that needs {min_payload_s:.1f} s of speech)"
-    return "present, but the payload could not be read"
 
 
 def _safety_markdown(lines: list[str], title: str, checked: bool = True) -> str:
@@ -127,6 +126,24 @@ def _as_output_audio(audio: np.ndarray | None) -> tuple[int, np.ndarray] | None:
     return SAMPLE_RATE_HZ, (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
 
 
+def _downloads(files: list[str]):
+    """The downloads box shows only when it has something to download (empty, it was a large blank box)."""
+    return gr.update(value=files or None, visible=bool(files))
+
+
+def _wav_of(files: list[str]) -> str | None:
+    return next((f for f in files if f.endswith(".wav")), None)
+
+
+def preset_label(name: str) -> str:
+    """A latency preset in seconds: how often the live translation updates and what pause ends a sentence."""
+    preset = PRESETS[name]
+    pause = f"a {preset.pause_s:.1f} s pause ends a sentence"
+    if preset.step_s is None:
+        return f"{name}: whole sentences only, {pause}"
+    return f"{name}: updates every {preset.step_s:.1f} s, {pause}"
+
+
 @dataclass(frozen=True)
 class _Shared:
     """The settings row's components, read by every tab's events."""
@@ -136,6 +153,13 @@ class _Shared:
     task: gr.Radio
     preset: gr.Dropdown
     expressive: gr.Checkbox
+    row: gr.Row
+    note: gr.Markdown
+
+    @property
+    def controls(self) -> list[gr.components.Component]:
+        """What a live stream reads when it starts: locked while it runs."""
+        return [self.src, self.tgt, self.task, self.preset, self.expressive]
 
 
 class ParleyApp:
@@ -148,6 +172,8 @@ class ParleyApp:
         self.work_dir = work_dir
         #: Streams closed for being idle: their downloads, for the Stop that comes later (small: paths only).
         self._closed: dict[str, list[str]] = {}
+        self.rooms = RoomsPage(runtime, work_dir)
+        self.conversations = ConversationPage(runtime, work_dir, self.web.max_rooms, self.web.room_idle_timeout_s)
 
     def marker(self, request: gr.Request | None) -> SpeechMarker:
         """Every synthetic sample handed to this browser session carries this payload."""
@@ -159,11 +185,20 @@ class ParleyApp:
     def poll_status(self):
         status = self.runtime.status
         failed = status.state.value == "failed"
-        text = f"**Model:** {status.message}"
+        text = status.message
         offer = failed and self.web.model_switch_allowed
         if offer:
-            text += "\n\nYou can try the interface with the offline test model (its translations are meaningless)."
+            text += " You can try the page with the offline test model (its translations are meaningless)."
         return text, gr.update(visible=offer), gr.Timer(active=not status.ready and not failed)
+
+    def poll_pool(self) -> str:
+        """The model pool panel (``--backend ray``)."""
+        from ui.pool_panel import pool_markdown
+
+        try:
+            return pool_markdown(self.runtime.pipeline().pool)
+        except ModelNotReady:
+            return "**Model pool:** connecting…"
 
     def use_tiny(self):
         """Only reachable when the operator allows it (``--allow-model-switch``; by default only on 127.0.0.1):
@@ -183,9 +218,14 @@ class ParleyApp:
         return LiveTranslation(session, max_backlog_s=self.web.max_backlog_s, marker=mark)
 
     def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, key, request: gr.Request):
-        """``key`` is this tab's live-state secret (its ``gr.State``); the first chunk gets one issued."""
+        """``key`` is this tab's live-state secret (its ``gr.State``); the first chunk gets one issued. Returns the
+        captions, transcript, status, the new piece of speech for the page's player, the key, and a halt signal
+        (set once, when the model is not there: the page stops recording instead of failing every chunk)."""
         if chunk is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), key
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), key, gr.skip()
+        if not self.runtime.status.ready:
+            note = f"{self.runtime.status.message} Recording stopped."
+            return gr.skip(), gr.skip(), note, gr.skip(), key, note
         rate, samples = chunk
         key = key or self.registry.new_key()
         live = self.registry.get(
@@ -194,34 +234,52 @@ class ParleyApp:
             owner=request.session_hash,
         )
         audio = live.push(samples, rate, time.monotonic())
-        playback = gr.skip() if audio is None else _as_output_audio(audio)
-        return live.captions_html(), live.transcript_text(), live.status_text(), playback, key
+        piece = gr.skip() if audio is None else _as_output_audio(audio)
+        return live.captions_html(), live.transcript_text(), live.status_text(), piece, key, gr.skip()
+
+    def live_start(self):
+        """Recording starts: the previous recording's results go, and the settings lock (a stream keeps the
+        settings it started with), saying why."""
+        lock = gr.update(interactive=False)
+        return (
+            LiveTranslation.empty_captions_html(), "", "", None, gr.update(value=None, visible=False),
+            *([lock] * 5), SETTINGS_LOCKED, lock,
+        )  # fmt: skip
+
+    @staticmethod
+    def live_unlock():
+        unlock = gr.update(interactive=True)
+        return *([unlock] * 5), "", unlock
 
     def live_stop(self, key):
+        """Returns captions, transcript, status, the last piece for the player, the whole played speech (the saved
+        WAV) for the player below, and the downloads."""
         live = self.registry.peek(key)
         if live is None:
             closed = self._closed.pop(key, None) if key else None
             if closed is not None:
                 note = "The stream was closed after a silence; here is what was translated until then."
-                return gr.skip(), gr.skip(), note, gr.skip(), closed or None
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
-        audio = live.finish(time.monotonic())
-        folder = self._output_folder("live-")
-        files = [str(p) for p in live.write_downloads(folder)]
-        playback = gr.skip() if audio is None else _as_output_audio(audio)
-        return live.captions_html(), live.transcript_text(), live.status_text(), playback, files or None
+                return gr.skip(), gr.skip(), note, gr.skip(), _wav_of(closed), _downloads(closed)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), _downloads([])
+        audio = live.finish()
+        files = [str(p) for p in live.write_downloads(self._output_folder("live-"))]
+        piece = gr.skip() if audio is None else _as_output_audio(audio)
+        texts = live.captions_html(), live.transcript_text(), live.status_text()
+        return *texts, piece, _wav_of(files), _downloads(files)
 
     def live_clear(self, key):
+        """Everything shown goes (downloads too), and the page says so; the next recording starts afresh."""
         self.registry.drop(key)
-        return LiveTranslation.empty_captions_html(), "", "", None, None
+        return LiveTranslation.empty_captions_html(), "", CLEARED, None, None, _downloads([]), None
 
     def housekeeping(self, now: float | None = None) -> None:
         """Close live streams idle for ``idle_timeout_s`` (their state freed, their downloads kept for the Stop that
         may still come) and delete outputs older than ``retention_s``. Runs every few seconds on its own thread."""
         now = time.monotonic() if now is None else now
+        self.rooms.registry.end_idle(now)
         for key, live in self.registry.idle(now - self.web.idle_timeout_s):
             log.info("closing a live stream idle for %.0f s", now - live.last_active)
-            live.finish(now)
+            live.finish()
             self._closed[key] = [str(p) for p in live.write_downloads(self._output_folder("live-"))]
             self.registry.drop(key)
         cutoff = time.time() - self.web.retention_s
@@ -251,6 +309,11 @@ class ParleyApp:
 
     # ---- file -----------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def file_reset():
+        """A new file or a new Translate: the previous file's results leave the screen at once."""
+        return None, "", "", _downloads([]), ""
+
     def translate_file(self, path, src, tgt, task_label, expressive, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         if not path:
             raise gr.Error("Upload or record some audio first.")
@@ -275,11 +338,13 @@ class ParleyApp:
             for s in result.segments
             if s.safety is not None and s.safety.flags
         ]
-        return wav, transcript, translation, [str(p) for p in written], _safety_markdown(flagged, "Safety flags")
+        files = [str(p) for p in written]
+        return wav, transcript, translation, _downloads(files), _safety_markdown(flagged, "Safety flags")
 
     # ---- text -----------------------------------------------------------------------------------------------
 
-    def translate_text(self, text, src, tgt, task_label, request: gr.Request):
+    def translate_text(self, text, src, tgt, task_label, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        """Long text is cut into sentences and translated a batch at a time, with progress, up to the stated limit."""
         if not text or not text.strip():
             raise gr.Error("Type some text to translate.")
         if not src:
@@ -288,16 +353,26 @@ class ParleyApp:
         if len(text) > limit:
             raise gr.Error(f"The text has {len(text):,} characters; at most {limit:,} are translated at once.")
         task = Task.T2ST if task_label == SPEECH_AND_TEXT else Task.T2TT
-        [(result, safety)] = self.runtime.pipeline().translate_texts([text.strip()], task, tgt, src)
+        pipeline = self.runtime.pipeline()
+        sentences = split_sentences(text)
+        results = []
+        for batch in batches(sentences):
+            progress(len(results) / len(sentences), desc=f"Translated {len(results)} of {len(sentences)} sentences")
+            results += pipeline.translate_texts([s.text for s in batch], task, tgt, src)
         audio = None
-        if result.waveform is not None:
+        speech = [result.waveform for result, _ in results if result.waveform is not None]
+        if speech:
             folder = self._output_folder("text-")
-            marked = self.marker(request)(result.waveform)
-            audio = str(write_wav(folder / f"translation.{result.tgt_lang}.wav", marked))
-        notes = [] if safety is None else [f"- {flag}" for flag in safety.flags]
-        if safety is not None and safety.gender is not None and safety.gender.alternative:
-            notes.append(f"- Other gender: {safety.gender.alternative}")
-        return result.text, audio, _safety_markdown(notes, "Safety", checked=safety is not None)
+            marked = self.marker(request)(np.concatenate(speech))
+            audio = str(write_wav(folder / f"translation.{results[0][0].tgt_lang}.wav", marked))
+        notes = []
+        for _, safety in results:
+            notes += [] if safety is None else [f"- {flag}" for flag in safety.flags]
+            if safety is not None and safety.gender is not None and safety.gender.alternative:
+                notes.append(f"- Other gender: {safety.gender.alternative}")
+        checked = all(safety is not None for _, safety in results)
+        translation = join_paragraphs(sentences, [result.text for result, _ in results])
+        return translation, audio, _safety_markdown(notes, "Safety", checked=checked)
 
     # ---- watermark check ------------------------------------------------------------------------------------
 
@@ -305,15 +380,21 @@ class ParleyApp:
         if not path:
             raise gr.Error("Upload a recording to check.")
         pipeline = self.runtime.pipeline()
-        audio = load_audio(path, max_duration_s=pipeline.settings.engine.max_audio_s)
+        max_s = pipeline.settings.engine.max_audio_s
+        samples, rate = decode(path, max_duration_s=max_s)
+        if samples.size == 0 or float(np.max(np.abs(samples))) < SILENCE_PEAK:
+            return "### Nothing to check\nThe recording is silent, so it cannot carry a watermark.", _evidence([])
+        audio = prepare(samples, rate, max_duration_s=max_s)
         result = pipeline.watermarker.detect(audio, SAMPLE_RATE_HZ)
+        clip_s = audio.shape[0] / SAMPLE_RATE_HZ
+        short = f" At {clip_s:.1f} s, the clip may be too short to hold a payload." if clip_s < PAYLOAD_CLIP_S else ""
         if result.detected:
-            payload = result.payload
-            who = (
-                f"deployment {payload >> 16}, session {payload & 0xFFFF:04x}"
-                if payload is not None
-                else _unread_payload(result.too_short, pipeline.watermarker.min_payload_s)
-            )
+            if result.payload is not None:
+                who = describe_payload(result.payload)
+            elif short:
+                who = "present, but the clip is too short to hold a payload"
+            else:
+                who = "present, but the payload could not be read"
             ranges = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in result.marked_s) or "—"
             text = (
                 f"### Watermark found\n**Payload:** {who}  \n**Where:** {ranges}  \n"
@@ -323,18 +404,9 @@ class ParleyApp:
             text = (
                 "### No Parley watermark found\n"
                 f"(score {result.score:.1f}, p = {result.p_value:.2f}). Audio from another source, a different "
-                "server key, or altered beyond recognition."
+                f"server key, or altered beyond recognition.{short}"
             )
-            if result.too_short:
-                seconds = pipeline.watermarker.min_payload_s
-                text += f" The clip also holds less than {seconds:.1f} s of sound, too little to tell."
-        points = pd.DataFrame(
-            {
-                "time (s)": [(w.start_s + w.end_s) / 2 for w in result.windows],
-                "score": [w.score for w in result.windows],
-            }
-        )
-        return text, points
+        return text, _evidence(result.windows)
 
     # ---- the WebSocket API ------------------------------------------------------------------------------------
 
@@ -362,16 +434,25 @@ class ParleyApp:
         with gr.Blocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
+            if self.runtime.settings.cluster.backend == "ray":
+                self._pool_panel(demo)
+            self.rooms.listener_panel(demo)
             shared = self._settings_row()
-            with gr.Tabs():
-                with gr.Tab("Live", id="live"):
+            with gr.Tabs() as tabs:
+                with gr.Tab("Live", id="live", elem_id="live-tab") as live:
                     self._live_tab(shared)
-                with gr.Tab("File", id="file"):
+                with gr.Tab("File", id="file") as file:
                     self._file_tab(shared)
-                with gr.Tab("Text", id="text"):
+                with gr.Tab("Text", id="text") as text:
                     self._text_tab(shared)
-                with gr.Tab("Verify watermark", id="verify"):
+                with gr.Tab("Conversation", id="conversation") as conversation:
+                    self.conversations.tab(demo, tabs)
+                with gr.Tab("Verify watermark", id="verify") as verify:
                     self._verify_tab()
+            # The settings mean nothing on the Verify tab: they hide there.
+            for tab in (live, file, text, conversation, verify):
+                tab.select(lambda shown=tab is not verify: gr.update(visible=shown), outputs=[shared.row],
+                           queue=False, show_progress="hidden")  # fmt: skip
             demo.unload(self.unload)
         demo.queue(max_size=self.web.queue_max_size)
         return demo
@@ -391,25 +472,33 @@ class ParleyApp:
         if self.web.model_switch_allowed:  # otherwise no endpoint exists for it at all
             tiny.click(_plain_errors(self.use_tiny), outputs=[status, tiny, timer], api_name="use_tiny")
 
+    def _pool_panel(self, demo: gr.Blocks) -> None:
+        with gr.Accordion("Model pool (Ray Serve)", open=False):
+            panel = gr.Markdown(elem_id="pool-status")
+        gr.Timer(2.0).tick(self.poll_pool, outputs=panel)
+        demo.load(self.poll_pool, outputs=panel)
+
     def _settings_row(self) -> _Shared:
         """The settings the tabs share, with the server's defaults (the same as the desktop's and the CLI's)."""
         settings = self.runtime.settings
-        with gr.Row():
+        with gr.Column(elem_id="settings-row") as row, gr.Row():
             src = gr.Dropdown(
                 [("Not specified", NO_SOURCE), *[(lang.label, lang.code) for lang in all_languages()]],
                 value="eng", label="Source language (needed for text and for a transcript)", filterable=True,
-                elem_id="src-lang", allow_custom_value=True,
+                elem_id="src-lang", allow_custom_value=True, scale=2,
             )  # fmt: skip
             # allow_custom_value: a code the list does not hold reaches the handler, which answers in plain words
             # (instead of Gradio's "Value: … is not in the list of choices").
             tgt = gr.Dropdown(
                 target_choices(SPEECH_AND_TEXT), value="spa", label="Target language", filterable=True,
-                elem_id="tgt-lang", allow_custom_value=True,
+                elem_id="tgt-lang", allow_custom_value=True, scale=2,
             )  # fmt: skip
             task = gr.Radio([SPEECH_AND_TEXT, TEXT_ONLY], value=SPEECH_AND_TEXT, label="Output", elem_id="task")
             preset = gr.Dropdown(
-                list(PRESETS), value=settings.streaming.preset, label="Latency (live)", elem_id="preset"
-            )
+                [(preset_label(name), name) for name in PRESETS], value=settings.streaming.preset,
+                label="Latency (live)", elem_id="preset", scale=3, min_width=360,
+                info="How often live captions update, and how long a pause ends a sentence.",
+            )  # fmt: skip
             expressive = gr.Checkbox(
                 value=settings.expressive.expressive,
                 label="Keep my voice's character (pauses, pace, pitch, loudness, voice)", elem_id="expressive",
@@ -417,33 +506,52 @@ class ParleyApp:
         note = gr.Markdown(elem_id="settings-note")
         last_spoken = gr.State("spa")  # the last target that can be spoken, to go back to
         task.change(keep_valid_target, inputs=[task, tgt, last_spoken], outputs=[tgt, last_spoken, note])
-        return _Shared(src, tgt, task, preset, expressive)
+        return _Shared(src, tgt, task, preset, expressive, row, note)
 
     def _live_tab(self, shared: _Shared) -> None:
+        # Captions right under the Record button, so both are in view while recording (a phone included).
         mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="mic")
         captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="captions")
-        transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
         live_status = gr.Markdown(elem_id="live-status")
-        speaker = gr.Audio(label="Translated speech", autoplay=True, interactive=False, elem_id="live-audio")
-        with gr.Row():
-            clear = gr.Button("Clear", elem_id="live-clear")
-        live_files = gr.File(label="Downloads (after you stop)", file_count="multiple", elem_id="live-files")
+        transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
+        # Pieces of translated speech go to the page's player (ui/page.js), which queues them back to back; the
+        # whole of it, as saved, lands in the visible player when recording stops.
+        feed = gr.Audio(interactive=False, elem_id="live-feed", show_label=False)
+        speaker = gr.Audio(label="Translated speech (all of it, after you stop)", interactive=False,
+                           elem_id="live-audio")  # fmt: skip
+        halt = gr.Textbox(visible=False)
+        clear = gr.Button("Clear results", elem_id="live-clear")
+        live_files = gr.File(label="Downloads", file_count="multiple", elem_id="live-files", visible=False)
         # A live event only hands audio to its stream's own thread and returns, but Gradio holds its slot for the
         # whole stream: its own group, sized for the streams this server takes at once, never the model's slot.
         live_event = {"concurrency_limit": self.web.max_live_streams, "concurrency_id": LIVE_GROUP}
+        quiet = {"show_progress": "hidden"}  # streaming outputs never fade or show timers
         key = gr.State(None, delete_callback=self.registry.drop)  # this tab's live-state secret (server side only)
-        outputs = [captions, transcript, live_status, speaker]
+        texts = [captions, transcript, live_status]
+        mic.start_recording(
+            self.live_start, outputs=[*texts, speaker, live_files, *shared.controls, shared.note, clear],
+            js="() => window.parley.resetPlayer()", queue=False, **quiet,
+        )  # fmt: skip
         mic.stream(
             _plain_errors(_gpu(self.live_chunk)),
-            inputs=[mic, shared.src, shared.tgt, shared.task, shared.preset, shared.expressive, key],
-            outputs=[*outputs, key],
+            inputs=[mic, *shared.controls, key],
+            outputs=[*texts, feed, key, halt],
             stream_every=0.5,
             time_limit=self.web.stream_time_limit_s,
             **live_event,
+            **quiet,
         )
-        mic.stop_recording(_plain_errors(_gpu(self.live_stop)), inputs=[key], outputs=[*outputs, live_files],
-                           **live_event)  # fmt: skip
-        clear.click(self.live_clear, inputs=[key], outputs=[*outputs, key])
+        mic.stop_recording(
+            _plain_errors(_gpu(self.live_stop)), inputs=[key], outputs=[*texts, feed, speaker, live_files],
+            **live_event, **quiet,
+        ).then(self.live_unlock, outputs=[*shared.controls, shared.note, clear], queue=False, **quiet)  # fmt: skip
+        feed.change(None, inputs=[feed], js="(piece) => window.parley.play(piece)")
+        halt.change(None, js="() => window.parley.stopRecording()")
+        clear.click(
+            self.live_clear, inputs=[key], outputs=[*texts, speaker, feed, live_files, key],
+            js="() => window.parley.resetPlayer()", queue=False, **quiet,
+        )  # fmt: skip
+        self.rooms.speaker_panel(shared)
 
     def _file_tab(self, shared: _Shared) -> None:
         gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")
@@ -454,16 +562,21 @@ class ParleyApp:
             transcript = gr.Textbox(label="Transcript", lines=6, elem_id="file-transcript")
             translation = gr.Textbox(label="Translation", lines=6, elem_id="file-translation")
         safety = gr.Markdown(elem_id="file-safety")
-        files = gr.File(label="Downloads", file_count="multiple", elem_id="file-files")
-        go.click(
+        files = gr.File(label="Downloads", file_count="multiple", elem_id="file-files", visible=False)
+        outputs = [audio, transcript, translation, files, safety]
+        upload.change(self.file_reset, outputs=outputs, queue=False, show_progress="hidden")
+        go.click(self.file_reset, outputs=outputs, queue=False, show_progress="hidden").then(
             _plain_errors(_gpu(self.translate_file)),
             inputs=[upload, shared.src, shared.tgt, shared.task, shared.expressive],
-            outputs=[audio, transcript, translation, files, safety],
+            outputs=outputs,
             **self._model_event,
         )
 
     def _text_tab(self, shared: _Shared) -> None:
-        text_in = gr.Textbox(label="Text", lines=4, elem_id="text-in")
+        text_in = gr.Textbox(
+            label="Text", lines=4, elem_id="text-in",
+            info=f"Up to {self.web.max_text_chars:,} characters; long text is translated sentence by sentence.",
+        )  # fmt: skip
         go = gr.Button("Translate", variant="primary", elem_id="text-go")
         text_out = gr.Textbox(label="Translation", lines=4, elem_id="text-out")
         audio = gr.Audio(label="Spoken translation", interactive=False, elem_id="text-audio")
@@ -480,8 +593,22 @@ class ParleyApp:
         check_in = gr.Audio(sources=["upload"], type="filepath", label="Recording", elem_id="verify-in")
         go = gr.Button("Check", variant="primary", elem_id="verify-go")
         result = gr.Markdown(elem_id="verify-result")
-        plot = gr.LinePlot(x="time (s)", y="score", label="Watermark evidence over time", elem_id="verify-plot")
+        plot = gr.LinePlot(x="time (s)", y="score", color="line", label="Watermark evidence over time",
+                           elem_id="verify-plot")  # fmt: skip
         go.click(_plain_errors(self.verify), inputs=[check_in], outputs=[result, plot], concurrency_limit=2)
+
+
+def _evidence(windows: list[WindowScore]) -> pd.DataFrame:
+    """The Verify plot: each window's score, and the line above which a score is rare in unmarked audio."""
+    times = [(w.start_s + w.end_s) / 2 for w in windows]
+    ends = [min(times), max(times)] if times else []
+    return pd.DataFrame(
+        {
+            "time (s)": times + ends,
+            "score": [w.score for w in windows] + [CHANCE_SCORE] * len(ends),
+            "line": ["evidence"] * len(times) + ["rare by chance above this"] * len(ends),
+        }
+    )
 
 
 def build_app(settings: Settings, work_dir: Path | None = None) -> tuple[ParleyApp, gr.Blocks]:
@@ -503,7 +630,8 @@ def launch(app: ParleyApp, demo: gr.Blocks, block: bool = True) -> None:
         server_port=web.port,
         share=web.share,
         max_file_size=f"{web.max_file_mb}mb",
-        css=CSS,
+        css_paths=[PAGE_DIR / "page.css"],
+        js=(PAGE_DIR / "page.js").read_text(encoding="utf-8"),
         # System fonts only: the default theme would fetch web fonts, and an offline launch makes no outside requests.
         theme=gr.themes.Default(
             font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]

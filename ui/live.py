@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from engine.background_stream import BackgroundStream
-from engine.constants import SAMPLE_RATE_HZ
-from engine.stream_events import SpeechChunk, StreamEvent
+from engine.stream_events import StreamEvent
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from engine.transcript import Transcript
-from safety.marking import MarkedStream, MarkedTimeline, SpeechMarker
+from safety.marking import MarkedTimeline, SpeechMarker
 
 
 @dataclass
@@ -34,64 +33,55 @@ class LiveTranslation:
     stream: StreamingSession
     #: Audio allowed to wait for the model, in seconds; beyond it, audio is skipped and the person is told.
     max_backlog_s: float = 10.0
-    #: The session's watermark. Speech is marked on the way out by one marking stream per output: the page's
-    #: player (pieces back to back) and the saved file (pieces at their source times); each sample passes through
-    #: each stream once.
+    #: The session's watermark. Speech is marked once, on the saved file's timeline (pieces at their source times);
+    #: the page's player plays that same timeline, so what is heard is what is downloaded.
     marker: SpeechMarker | None = None
-    speech: MarkedTimeline = field(init=False)  # for translation.wav
-    player: MarkedStream | None = field(init=False)  # for the page's player
+    speech: MarkedTimeline = field(init=False)  # translation.wav, and what the player plays
     transcript: Transcript = field(init=False)
     runner: BackgroundStream = field(init=False)  # the session runs on its own thread: chunks never wait for it
     finished: bool = False
-    unplayed: list[np.ndarray] = field(default_factory=list)  # speech waiting for the previous piece to end
-    playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
-    handed_out: int = 0  # samples handed to the player so far: the player's timeline
+    handed_out: int = 0  # samples of the timeline handed to the player so far
     last_active: float = field(default_factory=time.monotonic)  # when audio last arrived (monotonic seconds)
 
     def __post_init__(self) -> None:
         self.speech = MarkedTimeline(self.marker if self.marker is not None else _unmarked)
-        self.player = self.marker.stream() if self.marker is not None else None
         self.transcript = Transcript(self.speech, transcription=self.stream.task is Task.ASR)
         self.runner = BackgroundStream(self.stream, self.max_backlog_s)
 
     def push(self, samples: np.ndarray, sample_rate_hz: int, now: float) -> np.ndarray | None:
-        """Hand microphone audio to the stream (it is translated on the stream's own thread) and return translated
-        speech (16 kHz) to play now, if any is ready.
+        """Hand microphone audio to the stream (it is translated on the stream's own thread) and return the translated
+        speech (16 kHz) laid out since the last call, if any.
 
-        The page's player restarts on each new piece, so a piece is handed out only once the previous one has
-        finished playing; speech that arrives meanwhile waits and goes out joined with whatever follows it.
+        The page queues what it gets and plays it back to back, so the player's timeline is the saved file's:
+        each piece at its source time or right after the previous one, with the pauses between them.
         """
         self.last_active = now
         self.runner.offer(samples, sample_rate_hz)
         self._apply(self.runner.take_events())
-        if not self.unplayed or now < self.playing_until:
-            return None
-        return self._hand_out(now)
+        return self._hand_out()
 
     def refresh(self) -> None:
         """Take the events the stream produced since the last chunk (between chunks, e.g. on a timer)."""
         self._apply(self.runner.take_events())
 
-    def finish(self, now: float) -> np.ndarray | None:
+    def finish(self) -> np.ndarray | None:
         """End of stream: translate what is still waiting, flush the engine and hand out all speech not played."""
         if self.finished:
             return None
         self.finished = True
         self._apply(self.runner.finish())
-        return self._hand_out(now) if self.unplayed else None
+        return self._hand_out()
 
-    def _hand_out(self, now: float) -> np.ndarray:
-        audio = np.concatenate(self.unplayed)
-        if self.player is not None:
-            audio = self.player.add(audio, self.handed_out)
-        self.unplayed = []
-        self.handed_out += audio.shape[0]
-        self.playing_until = now + audio.shape[0] / SAMPLE_RATE_HZ
+    def _hand_out(self) -> np.ndarray | None:
+        timeline = self.speech.audio()
+        if timeline.shape[0] <= self.handed_out:
+            return None
+        audio = timeline[self.handed_out :]
+        self.handed_out = timeline.shape[0]
         return audio
 
     def _apply(self, events: list[StreamEvent]) -> None:
         self.transcript.apply(events)
-        self.unplayed += [event.audio for event in events if isinstance(event, SpeechChunk)]
 
     @property
     def lag_s(self) -> float:
@@ -105,24 +95,7 @@ class LiveTranslation:
         return '<div class="captions"><span class="placeholder">Translation appears here while you speak.</span></div>'
 
     def captions_html(self) -> str:
-        pieces = self.transcript.pieces
-        committed = "".join(
-            f'<span class="flagged" title="{html.escape("; ".join(p.flags))}">{html.escape(p.text)} ⚠</span>'
-            if p.flags
-            else html.escape(p.text)
-            for p in pieces
-        ).strip()
-        partial = html.escape(self.transcript.partial.strip())
-        parts = [f'<span class="committed">{committed}</span>'] if committed else []
-        if partial:
-            parts.append(f'<span class="partial">{partial}</span>')
-        if not parts:
-            return self.empty_captions_html()
-        body = " ".join(parts)
-        flagged = [f"“{p.text.strip()}”: {'; '.join(p.flags)}" for p in pieces if p.flags]
-        notices = self.transcript.notices
-        notes = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *notices[-3:]])
-        return f'<div class="captions">{body}</div>{notes}'
+        return captions_html(self.transcript)
 
     def transcript_text(self) -> str:
         return self.transcript.transcript_text()
@@ -137,6 +110,29 @@ class LiveTranslation:
     def write_downloads(self, folder: Path) -> list[Path]:
         """Transcript, translation (text, SRT, VTT) and translated audio, as they stand now."""
         return self.transcript.write(folder)
+
+
+def captions_html(transcript: Transcript) -> str:
+    """Committed captions (flagged pieces marked, their flags and the latest notices under them), then the
+    tentative tail in grey: what a live tab or a room's listener is shown."""
+    pieces = transcript.pieces
+    committed = "".join(
+        f'<span class="flagged" title="{html.escape("; ".join(p.flags))}">{html.escape(p.text)} ⚠</span>'
+        if p.flags
+        else html.escape(p.text)
+        for p in pieces
+    ).strip()
+    partial = html.escape(transcript.partial.strip())
+    parts = [f'<span class="committed">{committed}</span>'] if committed else []
+    if partial:
+        parts.append(f'<span class="partial">{partial}</span>')
+    if not parts:
+        return LiveTranslation.empty_captions_html()
+    body = " ".join(parts)
+    flagged = [f"“{p.text.strip()}”: {'; '.join(p.flags)}" for p in pieces if p.flags]
+    notices = transcript.notices
+    notes = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *notices[-3:]])
+    return f'<div class="captions">{body}</div>{notes}'
 
 
 def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:

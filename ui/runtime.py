@@ -98,10 +98,11 @@ class ModelRuntime:
         try:
             pipeline = build_pipeline(settings)
         except (RuntimeError, OSError, ValueError, MemoryError) as e:  # ModelUnavailableError is a RuntimeError
+            # The reason, with the options that fix it, is for the operator (the log); a visitor gets one sentence.
             log.warning("Model %s failed to load: %s", model, e)
-            message = f"The model {model} could not be loaded: {e}"
+            message = "The translation model could not be loaded on this server, so nothing can be translated yet."
             if isinstance(e, MemoryError):
-                message = f"The model {model} does not fit in this machine's memory."
+                message = "The translation model does not fit in this server's memory, so nothing can be translated."
             self._status = ModelStatus(ModelState.FAILED, model, message)
             return
         self._pipeline = pipeline

@@ -64,7 +64,8 @@ def _with_curse(curse: str, sentence: str) -> str:
 
 
 def toxicity_pairs() -> list[tuple[str, ...]]:
-    """Per language: 6 clean translations, 6 with a curse the source lacks, 2 where the source has one too."""
+    """Per language: 6 clean translations, 6 with a curse the source lacks, 2 where the source has one too; then a
+    clean translation for each curse that is also an ordinary word, used in that sense (``curse_senses.tsv``)."""
     scripts = {row["script"]: row for row in _rows("scripts.tsv")}
     frames = {row["lang"]: row for row in _rows("frames.tsv")}
     curses = {row["lang"]: (row["curse1"], row["curse2"]) for row in _rows("curses.tsv")}
@@ -80,6 +81,8 @@ def toxicity_pairs() -> list[tuple[str, ...]]:
             if k < 2:
                 toxic_source = _with_curse(curses[src][i], source)
                 pairs.append((src, toxic_source, lang, _with_curse(curses[lang][i], target), "source_toxic"))
+    for row in _rows("curse_senses.tsv"):  # a curse in its ordinary sense is no toxicity
+        pairs.append(("eng", row["source"], row["lang"], row["target"], "clean"))
     return pairs
 
 

@@ -12,14 +12,26 @@ so their terms cannot be paired, only counted.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
 from engine.constants import UNSEGMENTED_LANGUAGES
-from safety.toxicity.lists import ALLOW_LIST, bundled_terms, nllb_list_files, read_allow_list, read_nllb_list
+from safety.toxicity.lists import (
+    ALLOW_LIST,
+    OPEN_END,
+    bundled_terms,
+    nllb_list_files,
+    read_allow_list,
+    read_nllb_list,
+    read_stem_exceptions,
+)
+from safety.toxicity.stems import Stemmer
 from safety.toxicity.text import (
+    MIN_SPELLED_OUT_LETTERS,
+    STEM,
     WILDCARD,
     Token,
     Tokenize,
@@ -54,6 +66,8 @@ class ToxicityOptions:
     allow_list: Path | None = ALLOW_LIST
     # Languages matched on tokenizer pieces rather than words.
     unsegmented_languages: frozenset[str] = UNSEGMENTED_LANGUAGES
+    # Also match one-word list entries on their Snowball stems, so other inflected forms count (stems.py).
+    stemming: bool = True
 
     def __post_init__(self) -> None:
         if self.toxicity_dir is not None and not Path(self.toxicity_dir).is_dir():
@@ -85,21 +99,50 @@ class _Hit:
     stretched: bool
 
 
+def _stem_matches(token: str, unit: str) -> bool:
+    """Whether a token holds an open-ended unit: ``курв`` + STEM is any word starting with ``курв``."""
+    core = unit.strip(STEM)
+    if unit.startswith(STEM) and unit.endswith(STEM):
+        return core in token
+    return token.endswith(core) if unit.startswith(STEM) else token.startswith(core)
+
+
+#: Letters a stem's first unit is indexed by: open-ended units cannot be indexed by their whole skeleton.
+STEM_KEY_LETTERS = 2
+
+
 class _Lexicon:
-    """The terms of one language as unit tuples, indexed by the letter skeleton of their first unit."""
+    """The terms of one language as unit tuples, indexed by the letter skeleton of their first unit.
+
+    Stems (a first unit ending with :data:`STEM`) are indexed by their first letters; units open at the start
+    (``*ебал``, any word ending in or holding them) are found in a token by one regular expression of their letters.
+    """
 
     def __init__(self, terms: Iterable[tuple[str, ...]], min_stretch: int) -> None:
         self._min_stretch = min_stretch
         self._index: dict[str, list[tuple[str, ...]]] = {}
+        self._stems: dict[str, list[tuple[str, ...]]] = {}
+        self._open_start: dict[str, list[tuple[str, ...]]] = {}
         self.size = 0
         for term in dict.fromkeys(terms):  # list order, so a masked word always reports the same term
-            self._index.setdefault(_skeleton(term[0]), []).append(term)
+            first = term[0]
+            if first.startswith(STEM):
+                self._open_start.setdefault(first.strip(STEM), []).append(term)
+            elif first.endswith(STEM):
+                self._stems.setdefault(first[:STEM_KEY_LETTERS], []).append(term)
+            else:
+                self._index.setdefault(_skeleton(first), []).append(term)
             self.size += 1
+        # A lookahead finds every core inside a token, overlapping ones too; longest first at each position.
+        cores = sorted(self._open_start, key=len, reverse=True)
+        self._open_start_re = re.compile(f"(?=({'|'.join(map(re.escape, cores))}))") if cores else None
 
     def _unit_matches(self, token: str, unit: str) -> bool | None:
         """True on an exact match, False on a stretched or masked one, None on no match."""
         if token == unit:
             return True
+        if STEM in unit:
+            return True if _stem_matches(token, unit) else None
         if WILDCARD in token:
             masked = len(token) == len(unit) and all(t in (u, WILDCARD) for t, u in zip(token, unit, strict=True))
             return False if masked else None
@@ -115,7 +158,9 @@ class _Lexicon:
         """Terms that may start at a token: those sharing its skeleton, or all of them for a masked token (rare)."""
         if WILDCARD in first_token:
             return (term for terms in self._index.values() for term in terms)
-        return self._index.get(_skeleton(first_token), ())
+        stems = self._stems.get(first_token[:STEM_KEY_LETTERS], [])
+        inside = {m.group(1) for m in self._open_start_re.finditer(first_token)} if self._open_start_re else ()
+        return [*self._index.get(_skeleton(first_token), ()), *stems, *(t for c in inside for t in self._open_start[c])]
 
     def find(self, tokens: Sequence[Token]) -> list[_Hit]:
         hits = []
@@ -216,9 +261,12 @@ class ToxicityDetector:
         self.options = options if options is not None else ToxicityOptions()
         self._tokenize = tokenize or per_character
         self._lexicons: dict[str, _Lexicon] = {}
+        self._stemmed: dict[str, _Lexicon] = {}
+        self._stemmers: dict[str, Stemmer] = {}
         self._nllb_files: dict[str, list[Path]] | None = None
         allow_list = self.options.allow_list
         self._allowed = read_allow_list(Path(allow_list)) if allow_list is not None else {}
+        self._stem_exceptions = read_stem_exceptions() if self.options.stemming else {}
 
     def _list_entries(self, lang: str) -> list[str]:
         entries = bundled_terms(lang) if self.options.bundled_lists else []
@@ -230,55 +278,93 @@ class ToxicityDetector:
         return entries
 
     def _units(self, text: str, lang: str) -> tuple[str, ...]:
-        """A list entry or an excluded term as the units the text is matched on."""
+        """A list entry or an excluded term as the units the text is matched on.
+
+        An entry open at an end (``курв*``) becomes units marked with :data:`STEM` there; in unsegmented
+        scripts, matched on pieces anyway, the open ends are dropped.
+        """
+        open_start, open_end = text.startswith(OPEN_END), text.endswith(OPEN_END)
+        text = text.strip(OPEN_END)
         if lang in self.options.unsegmented_languages:
             return tuple(t.text for t in aligned_pieces(normalised_chars(text, False), self._tokenize))
-        words = tuple(t.text for t in split_words(normalised_chars(text, self.options.deobfuscate)))
+        words = [t.text for t in split_words(normalised_chars(text, self.options.deobfuscate))]
         letters = "".join(words)
         if WILDCARD in letters or not any(ch.isalpha() for ch in letters):
             return ()  # masked entries ("f*ck") are covered by wildcards; "31", "18+" would flag numbers
-        return words
+        if len(words) >= MIN_SPELLED_OUT_LETTERS and all(len(w) == 1 for w in words):
+            return ()  # spelled-out entries ("s_h_i_t") are covered by the de-obfuscated view, as obfuscated
+        if open_start:
+            words[0] = STEM + words[0]
+        if open_end:
+            words[-1] += STEM
+        return tuple(words)
 
     def _lexicon(self, lang: str) -> _Lexicon:
         if lang not in self._lexicons:
             never = self.options.exclude_terms | self._allowed.get(lang, frozenset())
             excluded = {self._units(term, lang) for term in never}
-            units = (self._units(entry, lang) for entry in self._list_entries(lang))
-            lexicon = _Lexicon((u for u in units if u and u not in excluded), self.options.min_stretch)
+            units = [u for u in (self._units(entry, lang) for entry in self._list_entries(lang)) if u]
+            terms = [u for u in units if u not in excluded]
+            lexicon = _Lexicon(terms, self.options.min_stretch)
             log.info("Toxicity list for %s: %d terms", lang, lexicon.size)
             self._lexicons[lang] = lexicon
+            stemmer = self._stemmer(lang)
+            if stemmer is not None:
+                self._stemmed[lang] = self._stem_lexicon(terms, excluded, stemmer)
         return self._lexicons[lang]
+
+    def _stemmer(self, lang: str) -> Stemmer | None:
+        if not self.options.stemming or lang in self.options.unsegmented_languages or not Stemmer.covers(lang):
+            return None
+        if lang not in self._stemmers:
+            self._stemmers[lang] = Stemmer(lang)
+        return self._stemmers[lang]
+
+    def _stem_lexicon(
+        self, terms: Sequence[tuple[str, ...]], excluded: set[tuple[str, ...]], stemmer: Stemmer
+    ) -> _Lexicon:
+        """The one-word terms as stems, less the stems of allow-listed words (which would come back inflected) and
+        the stems that are ordinary words (``stem_exceptions.tsv``: *fingering* is listed, *finger* is not)."""
+        never = {stemmer.stem_of(term[0]) for term in excluded if len(term) == 1}
+        never |= self._stem_exceptions.get(stemmer.lang, frozenset())
+        stems = (stemmer.stem_of(term[0]) for term in terms if len(term) == 1 and STEM not in term[0])
+        return _Lexicon(((s,) for s in stems if s is not None and s not in never), self.options.min_stretch)
 
     def term_count(self, lang: str) -> int:
         """How many distinct terms the detector matches for ``lang`` (after the allow-list); 0: not covered."""
         return self._lexicon(lang).size
 
-    def _views(self, text: str, lang: str) -> list[tuple[list[Token], bool]]:
-        """Token lists to match, each with whether a hit in it counts as obfuscated."""
+    def _views(self, text: str, lang: str) -> list[tuple[_Lexicon, list[Token], bool]]:
+        """Token lists to match, each with the lexicon to match and whether a hit in it counts as obfuscated."""
+        lexicon = self._lexicon(lang)
         if lang in self.options.unsegmented_languages:
-            return [(aligned_pieces(normalised_chars(text, False), self._tokenize), False)]
-        views = [(word_tokens(text), False)]
+            return [(lexicon, aligned_pieces(normalised_chars(text, False), self._tokenize), False)]
+        plain = word_tokens(text)
+        views = [(lexicon, plain, False)]
         if self.options.deobfuscate:
-            views.append((word_tokens(text, deobfuscate=True), True))
+            views.append((lexicon, word_tokens(text, deobfuscate=True), True))
+        stemmer = self._stemmer(lang)
+        if stemmer is not None:
+            stemmed = [Token(stemmer.stem(t.text), t.start, t.end) for t in plain]
+            views.append((self._stemmed[lang], stemmed, False))
         return views
 
     def detect(self, text: str, lang: str) -> ToxicityReport:
         """Toxic terms in ``text`` (SeamlessM4T code ``lang``); nested matches are reported once, as the longest."""
-        lexicon = self._lexicon(lang)
         found: dict[tuple[int, int], ToxicMatch] = {}
         joiner = "" if lang in self.options.unsegmented_languages else " "
-        for tokens, deobfuscated in self._views(text, lang):
+        for lexicon, tokens, deobfuscated in self._views(text, lang):
             for hit in lexicon.find(tokens):
                 start, end = tokens[hit.first].start, tokens[hit.last].end
                 if (start, end) not in found:
                     obfuscated = deobfuscated or hit.stretched
-                    term = joiner.join(hit.term)
+                    term = joiner.join(hit.term).replace(STEM, "")
                     found[start, end] = ToxicMatch(term, start, end, text[start:end], obfuscated)
         kept: list[ToxicMatch] = []
         for match in sorted(found.values(), key=lambda m: (m.start, m.start - m.end)):
             if not any(k.start <= match.start and match.end <= k.end for k in kept):
                 kept.append(match)
-        return ToxicityReport(lang, tuple(kept), covered=lexicon.size > 0)
+        return ToxicityReport(lang, tuple(kept), covered=self._lexicon(lang).size > 0)
 
     def added_toxicity(self, source_text: str, src_lang: str, target_text: str, tgt_lang: str) -> AddedToxicityReport:
         """Compare the toxicity of a translation with that of its source (for speech, the model's own transcript)."""

@@ -9,7 +9,8 @@ Bundled lists (``ToxicityOptions.bundled_lists``), per SeamlessM4T code:
   Parley-written lists for Urdu and Swahili, which no registry package covers.
 
 NLLB Toxicity-200 lists come from a folder (``ToxicityOptions.toxicity_dir``): one word or phrase per line, one
-file per language (``eng_Latn_twl.txt``, ``spa.txt``), optionally rot13-encoded.
+file per language (``eng_Latn_twl.txt``, ``spa.txt``), optionally rot13-encoded, in subfolders too, or the
+release's password-protected ``<code>_twl.zip`` archives as downloaded.
 
 The bundled lists hold ordinary words too, above all the machine-translated ones (Indonesian *terima kasih*
 "thank you", Portuguese *cerveja* "beer"): ``assets/toxicity/allow.tsv`` lists those reviewed by hand, per
@@ -20,11 +21,14 @@ from __future__ import annotations
 
 import codecs
 import csv
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 TOXICITY_ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "toxicity"
 ALLOW_LIST = TOXICITY_ASSETS / "allow.tsv"
+#: Stems of list words that are frequent ordinary words no list holds (``extract.py`` writes it): never stem-matched.
+STEM_EXCEPTIONS = TOXICITY_ASSETS / "stem_exceptions.tsv"
 
 #: glin-profanity's list names (its ``DictionaryLoader.LANGUAGE_FILES`` keys) to SeamlessM4T codes. Esperanto has
 #: no SeamlessM4T code and is left out.
@@ -47,6 +51,18 @@ CODE_ALIASES = {
     "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn",
 }  # fmt: skip
 NLLB_LIST_SUFFIX = "_twl"
+#: The Toxicity-200 archives are password-protected so that opening them is a deliberate act; the password is the
+#: one their README publishes (facebookresearch/flores, toxicity/README.md).
+TOXICITY_200_PASSWORD = b"tL4nLLb"
+#: Languages close enough to share their swear words, spelling included: each also uses the other's bundled lists.
+#: Czech and Slovak are mutually intelligible and their obscenities are the same words (*kurva*, *do piče*);
+#: Standard Malay and Indonesian are one language in two standards.
+SHARED_LISTS = {"slk": ("ces",), "ces": ("slk",), "zsm": ("ind",)}
+#: Folders whose entries use bad-words-next's pattern syntax: ``*`` at either end stands for any letters (a stem,
+#: ``курв*``), ``+`` repeats the letter before it, ``_`` stands for a space or punctuation.
+PATTERN_LISTS = frozenset({"bad-words-next", "persian-text-guard"})
+#: The one pattern character the detector reads (:data:`safety.toxicity.text.STEM`); lists.py rewrites the rest.
+OPEN_END = "*"
 
 
 class ToxicityListError(ValueError):
@@ -81,12 +97,18 @@ def looks_rot13(lines: Sequence[str]) -> bool:
 
 
 def _read_lines(path: Path) -> list[str]:
-    """Entries of a one-per-line list: blank lines and ``#`` comments skipped."""
+    """Entries of a one-per-line list (or of the ``.txt`` files in a Toxicity-200 ``.zip``): blank lines and ``#``
+    comments skipped."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith(".txt")]
+                text = "\n".join(archive.read(n, pwd=TOXICITY_200_PASSWORD).decode("utf-8") for n in names)
+        else:
+            text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as e:
         raise ToxicityListError(f"cannot read toxicity list {path}: {e}") from e
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def read_nllb_list(path: Path, rot13_encoded: bool | None = None) -> list[str]:
@@ -98,9 +120,13 @@ def read_nllb_list(path: Path, rot13_encoded: bool | None = None) -> list[str]:
 
 
 def nllb_list_files(folder: Path) -> dict[str, list[Path]]:
-    """The ``*.txt`` list files of a folder, grouped by SeamlessM4T code."""
+    """The list files under a folder (subfolders too), grouped by SeamlessM4T code: ``*.txt`` files, and the
+    Toxicity-200 release's ``<code>_twl.zip`` archives as downloaded (a ``.txt`` beside its ``.zip`` wins)."""
     files: dict[str, list[Path]] = {}
-    for path in sorted(folder.glob("*.txt")):
+    paths = sorted(folder.rglob("*.txt"))
+    unzipped = {p.with_suffix("") for p in paths}
+    paths += [p for p in sorted(folder.rglob("*.zip")) if p.with_suffix("") not in unzipped]
+    for path in paths:
         files.setdefault(seamless_code(path.stem), []).append(path)
     return files
 
@@ -119,12 +145,35 @@ def asset_list_files(lang: str, folder: Path = TOXICITY_ASSETS) -> list[Path]:
     return sorted(folder.glob(f"*/{lang}.txt"))
 
 
+def from_pattern(entry: str) -> str:
+    """A bad-words-next pattern as a plain entry that keeps only its open ends: ``s+c+heis+e`` -> ``scheise``."""
+    return entry.replace("+", "").replace("_", " ")
+
+
 def bundled_terms(lang: str) -> list[str]:
-    """Every bundled entry for ``lang``: glin-profanity, then the lists under ``assets/toxicity``."""
+    """Every bundled entry for ``lang``: glin-profanity, then the lists under ``assets/toxicity``.
+
+    An entry may start or end with :data:`OPEN_END` (a stem); only the pattern lists hold such entries. A language
+    in :data:`SHARED_LISTS` also gets the asset lists of its close relatives.
+    """
     entries = glin_terms(lang)
-    for path in asset_list_files(lang):
-        entries += _read_lines(path)
+    for path in [p for code in (lang, *SHARED_LISTS.get(lang, ())) for p in asset_list_files(code)]:
+        lines = _read_lines(path)
+        entries += [from_pattern(e) for e in lines] if path.parent.name in PATTERN_LISTS else lines
     return entries
+
+
+def read_stem_exceptions(path: Path = STEM_EXCEPTIONS) -> dict[str, frozenset[str]]:
+    """``stem_exceptions.tsv`` as language -> stems never to match by stem (columns ``lang``, ``stem``, …)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ToxicityListError(f"cannot read stem exceptions {path}: {e}") from e
+    stems: dict[str, set[str]] = {}
+    for row in rows:
+        stems.setdefault(row["lang"], set()).add(row["stem"])
+    return {lang: frozenset(s) for lang, s in stems.items()}
 
 
 def read_allow_list(path: Path) -> dict[str, frozenset[str]]:

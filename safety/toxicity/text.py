@@ -26,6 +26,8 @@ LEET_INTERIOR_ONLY = frozenset("!¡|1")
 MASKS = frozenset("*#")
 #: What a hiding character becomes in the de-obfuscated view: a private-use character no text holds.
 WILDCARD = "\ue000"
+#: Marks the open end of a list stem (``курв*`` in a list): any letters may follow (or precede) it there.
+STEM = "\ue001"
 #: Cyrillic and Greek letters that look like Latin ones. Applied only to words that mix them with Latin letters, so
 #: Russian or Greek text is left alone.
 HOMOGLYPHS = {"а": "a", "в": "b", "с": "c", "е": "e", "н": "h", "і": "i", "ј": "j", "к": "k", "м": "m", "о": "o",

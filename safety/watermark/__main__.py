@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.audio import AudioError, decode, to_mono
 from safety.watermark.config import BACKENDS, WatermarkConfig, create_watermarker
-from safety.watermark.interface import WatermarkError, WatermarkResult
+from safety.watermark.interface import WatermarkError, WatermarkResult, describe_payload
 
 
 def _format_payload(result: WatermarkResult, min_payload_s: float) -> str:
@@ -20,7 +20,7 @@ def _format_payload(result: WatermarkResult, min_payload_s: float) -> str:
         return (
             f"none: too short to hold one (needs {min_payload_s:.1f} s of sound)" if result.too_short else "unreadable"
         )
-    return f"0x{payload:08x} (deployment {payload >> 16}, session {payload & 0xFFFF})"
+    return f"0x{payload:08x} ({describe_payload(payload)})"
 
 
 def _format_p(p_value: float) -> str:

@@ -179,6 +179,11 @@ def make_payload(deployment_id: int, session_id: int) -> int:
     return deployment_id << 16 | session_id
 
 
+def describe_payload(payload: int) -> str:
+    """A payload in words, the same on the page and in the CLI: deployment and session ids, in decimal."""
+    return f"deployment {payload >> 16}, session {payload & 0xFFFF}"
+
+
 def mono_float32(audio: np.ndarray) -> np.ndarray:
     """Validate mono float audio (shape (samples,), finite) and return it as float32."""
     audio = np.asarray(audio)
