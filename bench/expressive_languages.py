@@ -10,8 +10,8 @@ Spanish phrases by varied espeak-ng speakers: male, female and child-like pitch 
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
