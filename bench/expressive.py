@@ -127,9 +127,8 @@ def streaming_delays_s(stage: ExpressiveStage, item: Item) -> list[float]:
         started = time.perf_counter()
         if k == 0:
             PitchProfile.of(track_f0(item.source[:source_step]))
-        stage.apply(
-            item.source[k * source_step : (k + 1) * source_step], item.output[k * chunk : (k + 1) * chunk], TGT, SRC
-        )
+        heard, speech = item.source[k * source_step : (k + 1) * source_step], item.output[k * chunk : (k + 1) * chunk]
+        stage.apply(heard, speech, TGT, SRC, live=True)
         delays.append(time.perf_counter() - started)
     return delays
 

@@ -18,8 +18,10 @@ class ProsodyStage(Protocol):
         """The vocoder voice nearest to the speaker of ``audio`` (None: no opinion)."""
         ...
 
-    def apply(self, heard: np.ndarray, speech: np.ndarray, tgt_lang: str, src_lang: str | None) -> np.ndarray:
-        """``speech`` with the pauses, pace, pitch and loudness of ``heard``."""
+    def apply(
+        self, heard: np.ndarray, speech: np.ndarray, tgt_lang: str, src_lang: str | None, live: bool
+    ) -> np.ndarray:
+        """``speech`` with the pauses, pace, pitch and loudness of ``heard`` (``live``: its faster live settings)."""
         ...
 
 
@@ -48,4 +50,4 @@ class LiveVoice:
             return speech
         heard = segment_audio[self._spoken_samples :]
         self._spoken_samples = segment_audio.shape[0]
-        return self._stage.apply(heard, speech, tgt_lang, src_lang)
+        return self._stage.apply(heard, speech, tgt_lang, src_lang, live=True)
