@@ -271,11 +271,11 @@ class SpyStage(ExpressiveStage):
         super().__init__(ExpressiveOptions())
         self.calls: list[tuple[int, int]] = []
 
-    def speaker_for(self, source: np.ndarray) -> int | None:
+    def speaker_for(self, source: np.ndarray, timbre: bool = True) -> int | None:
         return 3
 
-    def apply(self, source, translated, tgt_lang, src_lang=None):
-        out = super().apply(source, translated, tgt_lang, src_lang)
+    def apply(self, source, translated, tgt_lang, src_lang=None, live=False):
+        out = super().apply(source, translated, tgt_lang, src_lang, live)
         self.calls.append((source.shape[0], out.shape[0]))
         return out
 

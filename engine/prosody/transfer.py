@@ -87,11 +87,12 @@ class ExpressiveStage:
     def enabled(self) -> bool:
         return self.options.enabled
 
-    def speaker_for(self, source: np.ndarray) -> int | None:
-        """The vocoder voice nearest to the speaker of ``source``; None means the default voice."""
+    def speaker_for(self, source: np.ndarray, timbre: bool = True) -> int | None:
+        """The vocoder voice nearest to the speaker of ``source`` (by timbre, or by pitch alone when not ``timbre``:
+        see :meth:`engine.voices.VoiceMatcher.nearest`); None means the default voice."""
         if not self.enabled or self.voices is None:
             return None
-        return self.voices.nearest(source)
+        return self.voices.nearest(source, timbre)
 
     def duration_factor(self, tgt_lang: str, src_lang: str | None = None) -> float:
         source = self._factors.get(src_lang, 1.0) if src_lang is not None else 1.0
