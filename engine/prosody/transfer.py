@@ -125,10 +125,11 @@ class ExpressiveStage:
             return translated
         source = np.nan_to_num(np.asarray(source, dtype=np.float32))
         opts = self.options
-        target_lufs = loudness_lufs(source)
+        heard = source
         if opts.denoise_analysis:
-            heard, source = source, denoise(source)  # analysis only: the source's samples never reach the output
-            target_lufs = speech_loudness_lufs(heard, activity(source))
+            source = denoise(source)  # analysis only: the source's samples never reach the output
+        # The speech's loudness, a noisy room's floor (its hops outside speech) subtracted: noise is not transferred.
+        target_lufs = speech_loudness_lufs(heard, activity(source))
         # Gaps that slowing down could stretch into a pause (≥ min_pause_s × min_speed) count as the translation's own
         # pauses, so that the output's pauses are only the source's.
         neutral = pause_layout(translated, opts.min_pause_s * opts.min_speed)
