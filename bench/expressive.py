@@ -16,6 +16,7 @@ the stage's real-time factor and the delay it adds to each streamed speech chunk
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def make_items(count: int, workdir: Path, seed: int = 6) -> list[Item]:
     return items
 
 
-def streaming_delays_s(stage: ExpressiveStage, item: Item) -> list[float]:
+def streaming_delays_s(stage: ExpressiveStage, item: Item, live: bool = True) -> list[float]:
     """Compute time the stage adds to each streamed chunk: the segment's translated speech in ``STREAM_CHUNK_S``
     chunks, each with the source audio heard since the previous chunk (as the streaming session passes it). The
     first chunk of a segment also pays for the voice choice (the speaker's F0 profile, which is what
@@ -127,11 +128,23 @@ def streaming_delays_s(stage: ExpressiveStage, item: Item) -> list[float]:
         started = time.perf_counter()
         if k == 0:
             PitchProfile.of(track_f0(item.source[:source_step]))
-        stage.apply(
-            item.source[k * source_step : (k + 1) * source_step], item.output[k * chunk : (k + 1) * chunk], TGT, SRC
-        )
+        heard, speech = item.source[k * source_step : (k + 1) * source_step], item.output[k * chunk : (k + 1) * chunk]
+        stage.apply(heard, speech, TGT, SRC, live=live)
         delays.append(time.perf_counter() - started)
     return delays
+
+
+def one_core_delays_ms(stage: ExpressiveStage, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+    """Streaming delays (ms) with the live and with the offline Rubber Band setting, interleaved item by item so
+    that both see the same machine load, the process pinned to one CPU core meanwhile."""
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    try:
+        pairs = [(streaming_delays_s(stage, item, True), streaming_delays_s(stage, item, False)) for item in items]
+    finally:
+        os.sched_setaffinity(0, cores)
+    live_ms = np.array([d for live, _ in pairs for d in live]) * 1000
+    return live_ms, np.array([d for _, offline in pairs for d in offline]) * 1000
 
 
 def row(name: str, off: float, on: float, better: str) -> str:
@@ -166,7 +179,7 @@ def main() -> int:
     started = time.perf_counter()
     on = [stage.apply(item.source, item.output, TGT, SRC) for item in items]
     stage_s = time.perf_counter() - started
-    delays_ms = np.array([d for item in items for d in streaming_delays_s(stage, item)]) * 1000
+    delays_ms, offline_ms = one_core_delays_ms(stage, items)
 
     sources = [item.source for item in items]
     off_metrics: Expressivity = expressivity(sources, [item.output for item in items])
@@ -183,10 +196,12 @@ def main() -> int:
     neutral_s = sum(item.output.shape[0] for item in items) / SAMPLE_RATE_HZ
     print(f"\nduration, output / source: off {neutral_s / source_s:.2f}, on {out_s / source_s:.2f}")
     print(f"stage real-time factor: {stage_s / source_s:.4f} ({stage_s * 1000 / len(items):.0f} ms per segment)")
-    print(
-        f"streaming: added delay per {STREAM_CHUNK_S:.0f} s speech chunk: mean {delays_ms.mean():.0f} ms, "
-        f"p95 {np.percentile(delays_ms, 95):.0f} ms, max {delays_ms.max():.0f} ms"
-    )
+    for name, ms in (("live setting", delays_ms), ("offline setting", offline_ms)):
+        print(
+            f"streaming, one core, {name}: added delay per {STREAM_CHUNK_S:.0f} s speech chunk: mean {ms.mean():.0f} "
+            f"ms, p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms"
+        )
+    print(f"live / offline p95 (same run): {np.percentile(delays_ms, 95) / np.percentile(offline_ms, 95):.2f}")
     if args.all_languages:
         from bench.expressive_languages import language_rows, print_language_table
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ
-from engine.expressivity_metrics import Expressivity, expressivity
+from engine.expressivity_metrics import Expressivity, expressivity, speech_rate_correlation
 from engine.prosody import ExpressiveStage
+from engine.prosody.analysis import PitchProfile, track_f0
+from engine.voices import VoiceProfile, nearest_by_pitch
 
 LANGUAGES_TSV = Path(__file__).resolve().parent.parent / "assets" / "languages.tsv"
 #: SeamlessM4T code → espeak-ng voice (None: espeak-ng has none).
@@ -38,6 +41,8 @@ SOURCE_PHRASES = (
 VARIANTS = ("", "+m3", "+f3", "+f2", "+m7", "+f4")
 PITCHES = (10, 30, 50, 70, 85, 99)  # 85–99 with a female variant: child-like
 SPEEDS_WPM = (120, 145, 170, 195, 220)
+#: The stand-in vocoder voices: (espeak-ng variant, pitch); the first is the default voice.
+VOICE_BANK = (("", 50), ("", 20), ("", 80), ("+m3", 60), ("+f4", 40), ("+f2", 50), ("+f2", 80), ("+f2", 99))
 
 
 def speech_output_languages() -> list[str]:
@@ -46,11 +51,22 @@ def speech_output_languages() -> list[str]:
         return [row["code"] for row in rows if row["speech_out"] == "1"]
 
 
+def voice_profiles(tgt: str, render: Callable[..., np.ndarray], workdir: Path) -> list[VoiceProfile]:
+    """Each bank voice of ``tgt`` measured on the first number text (as VoiceMatcher.prepare measures the vocoder)."""
+    profiles = []
+    for k, (variant, pitch) in enumerate(VOICE_BANK):
+        audio = render(NUMBER_TEXTS[0] + ".", workdir / f"{tgt}_v{k}.wav", ESPEAK_VOICES[tgt] + variant, None, pitch)
+        profile = PitchProfile.of(track_f0(audio))
+        profiles.append(VoiceProfile(k, profile.median_hz, profile.range_st))
+    return profiles
+
+
 def language_items(
     tgt: str, count: int, render: Callable[..., np.ndarray], workdir: Path, seed: int
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``count`` (source language, source, neutral target rendering) triples for target ``tgt``."""
+    """``count`` (source language, source, neutral target rendering in the nearest bank voice) triples for ``tgt``."""
     rng = np.random.default_rng(seed)
+    profiles = voice_profiles(tgt, render, workdir)
     items = []
     for i in range(count):
         src, voice, phrases = SOURCE_PHRASES[i % len(SOURCE_PHRASES)]
@@ -66,7 +82,8 @@ def language_items(
         source = np.concatenate(pieces)
         source = source * 10 ** (rng.uniform(-26.0, -3.0) / 20) / max(1e-6, float(np.abs(source).max()))
         text = NUMBER_TEXTS[i % len(NUMBER_TEXTS)] + ("?" if question else ".")
-        output = render(text, workdir / f"{tgt}_o{i}.wav", ESPEAK_VOICES[tgt])
+        variant, pitch = VOICE_BANK[nearest_by_pitch(profiles, PitchProfile.of(track_f0(source))) or 0]
+        output = render(text, workdir / f"{tgt}_o{i}.wav", ESPEAK_VOICES[tgt] + variant, None, pitch)
         items.append((src, source.astype(np.float32), output / max(1e-6, float(np.abs(output).max())) * 0.9))
     return items
 
@@ -81,8 +98,19 @@ def language_rows(
             continue
         items = language_items(tgt, count, render, workdir, seed=k)
         outputs = [stage.apply(source, output, tgt, src) for src, source, output in items]
-        rows.append((tgt, expressivity([source for _, source, _ in items], outputs)))
+        metrics = expressivity([source for _, source, _ in items], outputs)
+        rows.append((tgt, replace(metrics, rate_correlation=_rate_per_direction(items, outputs))))
     return rows
+
+
+def _rate_per_direction(items: list[tuple[str, np.ndarray, np.ndarray]], outputs: list[np.ndarray]) -> float:
+    """Mean over the source languages of the rate correlation of that direction's items (at least three each)."""
+    figures = []
+    for src in sorted({src for src, _, _ in items}):
+        pairs = [(source, out) for (lang, source, _), out in zip(items, outputs, strict=True) if lang == src]
+        if len(pairs) >= 3:
+            figures.append(speech_rate_correlation([s for s, _ in pairs], [o for _, o in pairs]))
+    return float(np.mean(figures)) if figures else float("nan")
 
 
 TARGETS = (("rate_correlation", 0.9, True), ("pause_alignment", 0.95, True), ("f0_error_st", 1.0, False),

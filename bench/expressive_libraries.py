@@ -216,6 +216,7 @@ MODIFIERS: dict[str, Callable[[np.ndarray, float, float], np.ndarray]] = {
     "pedalboard Rubber Band (formants not kept)": lambda a, s, p: _rubberband(a, s, p, formants=False),
     "pedalboard Rubber Band, per-sample arrays (the stage's retime)": _stage_retime,
     "pedalboard Rubber Band fast mode": lambda a, s, p: _rubberband(a, s, p, high_quality=False),
+    "pedalboard Rubber Band, short FFT window (the stage's live retime)": lambda a, s, p: retime(a, s, p, live=True),
     "pyworld WORLD re-synthesis": _world,
     "torchaudio phase vocoder + resample": _torchaudio,
 }

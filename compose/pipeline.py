@@ -32,7 +32,7 @@ from engine.streaming import StreamingSession
 from engine.tasks import Task
 from engine.translator import TranslationResult, Translator
 from engine.vad import Segmenter, StreamingVad, VadOptions, load_vad_model
-from engine.voices import VoiceMatcher
+from engine.voices import ResemblyzerEncoder, VoiceMatcher
 from safety.judge import SafetyJudge, SafetyOptions
 from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
@@ -171,8 +171,9 @@ class Pipeline:
 
 
 def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:
-    """Load (or take) the model and build every stage from ``settings``. Vocoder voices are measured here, at
-    start-up (or read from their cache), never during someone's first live commit."""
+    """Load (or take) the model and build every stage from ``settings``. Vocoder voices are measured here, by pitch
+    and by timbre (Resemblyzer's encoder, loaded once), at start-up (or read from their cache), never during
+    someone's first live commit."""
     loaded = loaded if loaded is not None else load_model(settings.engine)
     translator = Translator(loaded, settings.engine)
     judge = None
@@ -184,7 +185,7 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         )
         judge = SafetyJudge(options, tokenize=loaded.tokenizer.tokenize)  # ETOX: the model's own tokens
     expressive_options = ExpressiveOptions(cache_dir=settings.engine.cache_dir)
-    voices = VoiceMatcher(translator, expressive_options)
+    voices = VoiceMatcher(translator, expressive_options, encoder=ResemblyzerEncoder())
     voices.prepare()
     # No key: the public development key, with a warning (WatermarkKey.from_secret).
     mark = settings.watermark

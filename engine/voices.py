@@ -8,7 +8,8 @@ SeamlessExpressive reports (VSim, there with WavLM-based embeddings).
 Each voice is measured once per model at start-up (:meth:`VoiceMatcher.prepare`, called by the composition root right
 after the model is loaded: one text decode, then the vocoder once per voice) and cached in
 ``<options.cache_dir>/voices/<model>.json``, keyed by where the weights came from; later processes read the cache.
-Matching itself (:meth:`VoiceMatcher.nearest`) only analyses the source, so a live commit never waits for the vocoder.
+Matching itself (:meth:`VoiceMatcher.nearest`) only analyses the source, so a live commit never waits for the vocoder;
+embedding the source (~0.2 s on a CPU core) runs off the live commit path (:class:`engine.live_voice.LiveVoice`).
 """
 
 from __future__ import annotations
@@ -156,16 +157,17 @@ class VoiceMatcher:
             self._profiles = self._read_cache() or self._measure()
         return self._profiles
 
-    def nearest(self, source: np.ndarray) -> int | None:
+    def nearest(self, source: np.ndarray, timbre: bool = True) -> int | None:
         """The speaker id that sounds nearest to ``source`` (by embedding, falling back to pitch when the source is
-        too short to embed); None when nothing compares or :meth:`prepare` was not called (default voice)."""
+        too short to embed; by pitch alone, a few milliseconds, when not ``timbre``); None when nothing compares or
+        :meth:`prepare` was not called (default voice)."""
         if self._profiles is None:
             if not self._warned:
                 log.warning("Vocoder voices were not measured at start-up (VoiceMatcher.prepare): default voice used")
                 self._warned = True
             return None
         source = np.asarray(source, dtype=np.float32)
-        if self._encoder is not None:
+        if timbre and self._encoder is not None:
             chosen = nearest_by_embedding(self._profiles, self._encoder.embed(source))
             if chosen is not None:
                 return chosen

@@ -1,11 +1,13 @@
 """Voice choice by timbre: Resemblyzer embeddings on espeak-ng voices, and the matcher's embedding path."""
 
 import json
+import time
 
 import numpy as np
 import pytest
 
 from engine.audio import load_audio
+from engine.live_voice import LiveVoice
 from engine.prosody import ExpressiveOptions
 from engine.voices import (
     PROFILE_SENTENCE,
@@ -75,3 +77,44 @@ def test_matcher_measures_embeddings_at_start_up_and_caches_them(translator, tmp
     speech = load_audio(espeak("Good morning everyone", speech_dir / "vm.wav"))
     expected = nearest_by_embedding(profiles, FakeEncoder().embed(speech))
     assert expected is not None and again.nearest(speech) == expected
+
+
+class SlowTimbreStage:
+    """A stage whose timbre choice takes as long as a real speaker embedding; by pitch it answers at once."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.timbre_calls = 0
+
+    def speaker_for(self, audio, timbre=True):
+        if not timbre:
+            return 2
+        self.timbre_calls += 1
+        time.sleep(0.3)
+        return 5
+
+    def apply(self, heard, speech, tgt_lang, src_lang, live):
+        assert live  # the live path asks for the live settings
+        return speech
+
+
+def test_live_voice_chooses_by_timbre_off_the_commit_path():
+    stage, audio = SlowTimbreStage(), np.ones(16000, np.float32)
+    live = LiveVoice(stage, default_voice=0)
+    live.start_segment()
+    started = time.perf_counter()
+    first = live.voice(audio)
+    assert first == 2 and time.perf_counter() - started < 0.15  # by pitch: the commit never waits for the embedding
+    live.timbre.join(5.0)
+    assert live.voice(audio) == 2  # the voice never changes inside a segment
+    live.start_segment()
+    assert live.voice(audio) == 5  # later segments: by timbre
+    assert stage.timbre_calls == 1
+    assert np.array_equal(live.shape(audio, audio[:100], "spa", "eng"), audio[:100])
+
+
+def test_the_pipeline_matches_voices_by_timbre(pipeline):
+    profiles = pipeline.expressive.voices.prepare()
+    assert len(profiles) == pipeline.translator.loaded.num_speakers
+    assert all(p.embedding is not None and len(p.embedding) == 256 for p in profiles)

@@ -13,13 +13,18 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ
 
+#: Rubber Band's settings on the live path (``bench/expressive.py --libraries`` compares them with the default).
+LIVE_RUBBER_BAND = {"use_long_fft_window": False}
 
-def retime(audio: np.ndarray, speed: float, shift_st: np.ndarray | float = 0.0) -> np.ndarray:
+
+def retime(audio: np.ndarray, speed: float, shift_st: np.ndarray | float = 0.0, live: bool = False) -> np.ndarray:
     """``audio`` (16 kHz mono float32) played ``speed`` times faster (2 halves its duration) without a pitch change,
     its pitch moved by ``shift_st`` semitones (one value, or one per input sample), formants kept.
 
     Rubber Band's high-quality mode: its faster mode (``high_quality=False``) costs a third of the time but lost
     the comparison (round-trip PESQ 1.42 against 2.40 for a ±4 st shift, formants moved 9.7 % against 5.4 %).
+    ``live`` keeps the high-quality mode with Rubber Band's short FFT window, which holds the live path's added
+    delay per 1 s chunk under its bound at a small, measured cost in quality (``LIVE_RUBBER_BAND`` below).
     """
     import pedalboard  # imported on first use: start-up of the engine does not need it
 
@@ -31,6 +36,7 @@ def retime(audio: np.ndarray, speed: float, shift_st: np.ndarray | float = 0.0) 
         stretch_factor=float(speed),
         pitch_shift_in_semitones=shift,
         preserve_formants=True,
+        **(LIVE_RUBBER_BAND if live else {}),
     )
     # With per-sample arrays Rubber Band flushes ~2,000 samples more than asked, at the end: cut to the asked length.
     length = round(samples.shape[0] / speed)

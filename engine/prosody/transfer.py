@@ -87,11 +87,12 @@ class ExpressiveStage:
     def enabled(self) -> bool:
         return self.options.enabled
 
-    def speaker_for(self, source: np.ndarray) -> int | None:
-        """The vocoder voice nearest to the speaker of ``source``; None means the default voice."""
+    def speaker_for(self, source: np.ndarray, timbre: bool = True) -> int | None:
+        """The vocoder voice nearest to the speaker of ``source`` (by timbre, or by pitch alone when not ``timbre``:
+        see :meth:`engine.voices.VoiceMatcher.nearest`); None means the default voice."""
         if not self.enabled or self.voices is None:
             return None
-        return self.voices.nearest(source)
+        return self.voices.nearest(source, timbre)
 
     def duration_factor(self, tgt_lang: str, src_lang: str | None = None) -> float:
         source = self._factors.get(src_lang, 1.0) if src_lang is not None else 1.0
@@ -104,24 +105,31 @@ class ExpressiveStage:
         return self._syllable_rates.get(tgt_lang, 1.0) / source
 
     def apply(
-        self, source: np.ndarray, translated: np.ndarray, tgt_lang: str, src_lang: str | None = None
+        self,
+        source: np.ndarray,
+        translated: np.ndarray,
+        tgt_lang: str,
+        src_lang: str | None = None,
+        live: bool = False,
     ) -> np.ndarray:
         """Translated speech of one segment with the source's prosody; 16 kHz mono float32 in and out.
 
         The output follows the source's timing: its leading and trailing silence and its pauses are the source's;
         its speech is paced between the source speech's duration × the language factor and the speaker's syllable
         rate × the languages' syllable-rate ratio (``rate_follow``), within the speed bounds. Silent translation gives
-        silence; a source without sound leaves the translation as it is.
+        silence; a source without sound leaves the translation as it is. ``live`` (one speech chunk of a live
+        stream) re-times with Rubber Band's faster live settings (:func:`engine.prosody.timescale.retime`).
         """
         translated = np.nan_to_num(np.asarray(translated, dtype=np.float32))
         if not self.enabled or translated.size == 0:
             return translated
         source = np.nan_to_num(np.asarray(source, dtype=np.float32))
         opts = self.options
-        target_lufs = loudness_lufs(source)
+        heard = source
         if opts.denoise_analysis:
-            heard, source = source, denoise(source)  # analysis only: the source's samples never reach the output
-            target_lufs = speech_loudness_lufs(heard, activity(source))
+            source = denoise(source)  # analysis only: the source's samples never reach the output
+        # The speech's loudness, a noisy room's floor (its hops outside speech) subtracted: noise is not transferred.
+        target_lufs = speech_loudness_lufs(heard, activity(source))
         # Gaps that slowing down could stretch into a pause (≥ min_pause_s × min_speed) count as the translation's own
         # pauses, so that the output's pauses are only the source's.
         neutral = pause_layout(translated, opts.min_pause_s * opts.min_speed)
@@ -140,7 +148,7 @@ class ExpressiveStage:
             self.syllable_rate_ratio(tgt_lang, src_lang),
         )
         if speech.shape[0] >= MIN_RETIME_SAMPLES:
-            speech = self._retime(speech, plan)
+            speech = self._retime(speech, plan, live)
         out = self._insert_pauses(speech, plan)
         return self._match_loudness(out, target_lufs)
 
@@ -180,11 +188,11 @@ class ExpressiveStage:
             trail_samples=max(0, source.shape[0] - speaker.speech[1] * HOP_SAMPLES),
         )
 
-    def _retime(self, speech: np.ndarray, plan: _Plan) -> np.ndarray:
+    def _retime(self, speech: np.ndarray, plan: _Plan, live: bool) -> np.ndarray:
         """One Rubber Band pass: the pace, and the pitch change of each hop (centred on its 10 ms) per sample."""
         hop_centres = np.arange(plan.shift_st.shape[0]) * HOP_SAMPLES
         shift = np.interp(np.arange(speech.shape[0]), hop_centres, plan.shift_st)
-        return retime(speech, plan.speed, shift)
+        return retime(speech, plan.speed, shift, live)
 
     def _insert_pauses(self, speech: np.ndarray, plan: _Plan) -> np.ndarray:
         """Cut the speech at the quietest hop near each source pause's relative position and insert the pause.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy.signal import butter, sosfilt
 
+from engine.audio import SAMPLE_RATE_HZ
 from engine.prosody.analysis.frames import HOP_S, drop_short_runs, frame_levels_db, runs
 
 #: Frames quieter than this (dBFS, RMS over one hop) are silence whatever the rest of the segment does.
@@ -15,13 +18,49 @@ SILENCE_FLOOR_DB = -55.0
 PAUSE_DEPTH_DB = 30.0
 #: Speech bursts shorter than this inside a pause (clicks, breaths) do not end the pause.
 MIN_BURST_S = 0.03
+#: A noisy room: the quietest hops (this percentile of the levels) are its noise floor, and a hop is speech only
+#: when it rises this fraction of the way from the floor to the loud hops (at 10 dB SNR about 4 dB above the floor).
+#: Without it, noise at 10–20 dB SNR was all "sound": no pause was found and the whole segment counted as speech.
+NOISE_FLOOR_PERCENTILE = 15.0
+NOISE_RISE_FRACTION = 0.35
+#: ... and only when the loud hops stand this far above the floor: else there is no pause to find (one steady sound).
+MIN_NOISE_GAP_DB = 6.0
+#: ... and only when the floor lasts (see _has_noise_floor): this long, within this much of the floor percentile.
+NOISE_RUN_S = 0.2
+NOISE_FLOOR_SPREAD_DB = 3.0
+#: Levels are measured above this (Hz): pink and room noise put most of their power below speech, in slow swings
+#: that a 10 ms hop sees as bursts.
+SPEECH_BAND_LOW_HZ = 150.0
+
+
+@lru_cache(maxsize=1)
+def _speech_band() -> np.ndarray:
+    return butter(4, SPEECH_BAND_LOW_HZ, btype="highpass", fs=SAMPLE_RATE_HZ, output="sos")
 
 
 def activity(audio: np.ndarray) -> np.ndarray:
-    """Per 10 ms hop: True where there is sound (speech or noise), False in silences and pauses."""
-    levels = frame_levels_db(audio)
-    active = levels > max(SILENCE_FLOOR_DB, float(np.percentile(levels, 95)) - PAUSE_DEPTH_DB)
-    return drop_short_runs(active, round(MIN_BURST_S / HOP_S))
+    """Per 10 ms hop: True where there is speech (or a sound as loud), False in silences, pauses and a room's
+    steady noise floor."""
+    band = sosfilt(_speech_band(), audio).astype(np.float32) if audio.size else np.zeros(0, np.float32)
+    levels = frame_levels_db(band)
+    loud, floor = float(np.percentile(levels, 95)), float(np.percentile(levels, NOISE_FLOOR_PERCENTILE))
+    threshold = max(SILENCE_FLOOR_DB, loud - PAUSE_DEPTH_DB)
+    if floor > SILENCE_FLOOR_DB and loud - floor > MIN_NOISE_GAP_DB:  # not digital silence, not one steady sound
+        above_floor = floor + NOISE_RISE_FRACTION * (loud - floor)
+        if _has_noise_floor(levels, floor, above_floor):
+            threshold = max(threshold, above_floor)
+    return drop_short_runs(levels > threshold, round(MIN_BURST_S / HOP_S))
+
+
+def _has_noise_floor(levels: np.ndarray, floor_db: float, above_floor_db: float) -> bool:
+    """A room's noise floor lasts: some stretch of at least NOISE_RUN_S stays under ``above_floor_db`` at about the
+    floor's level. Quiet stretches of clean speech (closures, kept gaps) are shorter, and a pause of digital silence
+    lies far below a floor that its speech's quiet hops set."""
+    run_hops = round(NOISE_RUN_S / HOP_S)
+    return any(
+        end - start >= run_hops and float(np.median(levels[start:end])) >= floor_db - NOISE_FLOOR_SPREAD_DB
+        for start, end in runs(levels <= above_floor_db)
+    )
 
 
 @dataclass(frozen=True)

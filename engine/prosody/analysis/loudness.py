@@ -9,7 +9,8 @@ import numpy as np
 from scipy.signal import lfilter
 
 from engine.audio import SAMPLE_RATE_HZ
-from engine.prosody.analysis.frames import HOP_SAMPLES, frames
+from engine.prosody.analysis.activity import NOISE_RUN_S
+from engine.prosody.analysis.frames import HOP_S, HOP_SAMPLES, drop_short_runs, frames
 
 #: BS.1770: 400 ms blocks with 75 % overlap, absolute gate −70 LUFS, relative gate −10 LU.
 LOUDNESS_BLOCK_S = 0.4
@@ -64,11 +65,13 @@ def loudness_lufs(audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> fl
 
 
 def speech_loudness_lufs(audio: np.ndarray, active: np.ndarray) -> float:
-    """Loudness of the speech in noisy ``audio``: the noise's power (measured on the 10 ms hops that ``active`` marks
-    silent, e.g. from a denoised copy) subtracted from the whole's, so that the noise's loudness is not transferred.
+    """Loudness of the speech in noisy ``audio``: the noise's power (measured on the stretches of at least
+    NOISE_RUN_S that ``active`` marks silent, e.g. from a denoised copy) subtracted from the whole's, so that the
+    noise's loudness is not transferred.
     The plain loudness when there is no silent hop or the noise is within 0.5 LU of the whole."""
     total = loudness_lufs(audio)
-    quiet = np.repeat(~active, HOP_SAMPLES)[: audio.shape[0]]
+    # Only long silent stretches (pauses, lead and trail) hold the room's noise alone; short ones may be faint speech.
+    quiet = np.repeat(drop_short_runs(~active, round(NOISE_RUN_S / HOP_S)), HOP_SAMPLES)[: audio.shape[0]]
     if not quiet.any() or not math.isfinite(total):
         return total
     noise = loudness_lufs(np.asarray(audio)[: quiet.shape[0]][quiet])
