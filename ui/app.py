@@ -9,7 +9,6 @@ message for that person (``gr.Error``) and never reaches anyone else.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import shutil
 import tempfile
@@ -24,16 +23,18 @@ import numpy as np
 import pandas as pd
 
 from compose.settings import Settings
-from engine.audio import SAMPLE_RATE_HZ, AudioError, load_audio, write_wav
+from engine.audio import SAMPLE_RATE_HZ, load_audio, write_wav
 from engine.file_translation import write_outputs
-from engine.languages import Capability, UnknownLanguageError, all_languages, languages_with
+from engine.languages import Capability, all_languages, languages_with
 from engine.presets import PRESETS
-from engine.stream_input import LiveInputLimits
+from engine.stream_input import LiveInputLimits, read_chunk
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from safety.marking import SpeechMarker
+from ui.errors import PlainBlocks
+from ui.errors import plain_errors as _plain_errors
 from ui.live import LiveRegistry, LiveTranslation
-from ui.runtime import ModelNotReady, ModelRuntime
+from ui.runtime import ModelRuntime
 from ui.websocket import StartMessage, WebSocketOptions, attach_websocket
 
 log = logging.getLogger(__name__)
@@ -61,24 +62,6 @@ def _gpu(fn: Callable) -> Callable:
     except ImportError:
         return fn
     return spaces.GPU(fn)
-
-
-def _plain_errors(fn: Callable) -> Callable:
-    """Turn anything a handler raises into a message for the person who triggered it."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (AudioError, UnknownLanguageError, ModelNotReady) as e:
-            raise gr.Error(str(e)) from e
-        except gr.Error:
-            raise
-        except Exception as e:
-            log.exception("Handler %s failed", fn.__name__)
-            raise gr.Error("Something went wrong with this request; please try again.") from e
-
-    return wrapper
 
 
 def _safety_markdown(lines: list[str], title: str, checked: bool = True) -> str:
@@ -175,11 +158,18 @@ class ParleyApp:
         session = pipeline.stream(tgt, _speech_task(task_label), preset, src or None, expressive)
         return LiveTranslation(session, max_backlog_s=self.web.max_backlog_s, marker=mark)
 
+    @property
+    def live_limits(self) -> LiveInputLimits:
+        streaming = self.runtime.settings.streaming
+        return LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s)
+
     def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, key, request: gr.Request):
-        """``key`` is this tab's live-state secret (its ``gr.State``); the first chunk gets one issued."""
+        """``chunk`` is the file the browser uploaded (read here, header first, so a bad one is refused in words)
+        or, from Python, (rate, samples). ``key`` is this tab's live-state secret (its ``gr.State``); the first
+        chunk gets one issued."""
         if chunk is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), key
-        rate, samples = chunk
+        rate, samples = chunk if isinstance(chunk, tuple) else read_chunk(chunk, self.live_limits)
         key = key or self.registry.new_key()
         live = self.registry.get(
             key,
@@ -330,15 +320,14 @@ class ParleyApp:
 
     def attach_websocket(self, demo: gr.Blocks) -> None:
         """The same streams as the page (same pipeline, limits and watermark), for clients beyond the browser."""
-        settings = self.runtime.settings
-        streaming, web = settings.streaming, settings.web
+        web = self.runtime.settings.web
 
         def open_stream(start: StartMessage) -> StreamingSession:
             task = Task.S2ST if start.output == "speech" else Task.S2TT
             return self.runtime.pipeline().stream(start.target, task, start.preset, start.source, start.expressive)
 
         options = WebSocketOptions(
-            limits=LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s),
+            limits=self.live_limits,
             max_stream_s=web.stream_time_limit_s,
             workers=web.max_live_streams,
         )
@@ -349,7 +338,7 @@ class ParleyApp:
     def build(self) -> gr.Blocks:
         # Gradio's own copies of uploads and outputs follow the same retention as Parley's outputs.
         retention = (600, int(self.web.retention_s))
-        with gr.Blocks(title="Parley — live speech translation", delete_cache=retention) as demo:
+        with PlainBlocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
             shared = self._settings_row()
@@ -410,7 +399,7 @@ class ParleyApp:
         return _Shared(src, tgt, task, preset, expressive)
 
     def _live_tab(self, shared: _Shared) -> None:
-        mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="mic")
+        mic = gr.Audio(sources=["microphone"], streaming=True, type="filepath", label="Microphone", elem_id="mic")
         captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="captions")
         transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
         live_status = gr.Markdown(elem_id="live-status")
