@@ -59,7 +59,7 @@ def read_chunk(path: str | Path, limits: LiveInputLimits) -> tuple[int, np.ndarr
     read as float32 (whatever its sample format: 8- to 32-bit integers, float or double). Returns (rate, samples);
     anything unreadable raises :class:`AudioError` in the person's words."""
     try:
-        handle = sf.SoundFile(path)
+        handle = sf.SoundFile(Path(path))  # a path only: soundfile would take a number for an open descriptor
     except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
         raise AudioError("A piece of live audio could not be read as sound; it may be corrupt.") from e
     with handle:

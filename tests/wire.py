@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -138,3 +139,34 @@ def _detail(response: httpx.Response) -> str | None:
         detail = body.get("detail") or body.get("error")
         return detail if isinstance(detail, str) else json.dumps(detail)
     return None
+
+
+@dataclass
+class Served:
+    """A Parley server running in this process on 127.0.0.1 (tests, benches): its app, Gradio's Blocks, its URL."""
+
+    app: Any
+    demo: Any
+    url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    def close(self) -> None:
+        self.demo.close()
+
+
+def serve(settings: Any, work_dir: Path) -> Served:
+    """Load the model, build the app and serve it as ``python app.py`` does (page, WebSocket, housekeeping)."""
+    from ui.app import ParleyApp, launch
+    from ui.runtime import ModelRuntime
+
+    runtime = ModelRuntime(settings)
+    runtime.start()
+    if not runtime.wait(300).ready:
+        raise RuntimeError(runtime.status.message)
+    app = ParleyApp(runtime, work_dir)
+    demo = app.build()
+    launch(app, demo, block=False)
+    return Served(app, demo, f"http://127.0.0.1:{settings.web.port}")

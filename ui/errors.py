@@ -10,6 +10,7 @@ traceback. Bad input gets one ``INFO`` line in the server log; only a real fault
 from __future__ import annotations
 
 import functools
+import html
 import logging
 from collections.abc import Callable
 
@@ -27,12 +28,14 @@ FAULT = "Something went wrong with this request; please try again."
 NOT_UPLOADED = "That file was never uploaded to this server; upload it again."
 MALFORMED = "This request does not carry what this action needs; reload the page and try again."
 UNREADABLE = "One of the inputs could not be read; reload the page and try again."
+NOT_OFFERED = "A setting has a value this page does not offer; reload the page and try again."
 
 
 def refuse(message: str, where: str, reason: object) -> gr.Error:
     """The error for the person (no traceback printed by Gradio), after one log line saying why."""
     log.info("refused %s: %s", where, str(reason).splitlines()[0] if str(reason) else type(reason).__name__)
-    return gr.Error(message, print_exception=False)
+    # Gradio may render the message as HTML: what the person typed (a language code, say) is shown, never run.
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
 def plain_errors(fn: Callable) -> Callable:
@@ -60,8 +63,10 @@ class PlainBlocks(gr.Blocks):
         where = getattr(block_fn, "name", "request")
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except gr.Error as e:
-            raise refuse(str(e.message), where, e.message) from e
+        except gr.Error as e:  # Gradio's own words ("Value: … is not in the list of choices: […]")
+            raise refuse(
+                NOT_OFFERED if "list of choices" in str(e.message) else str(e.message), where, e.message
+            ) from e
         except InvalidPathError as e:
             raise refuse(NOT_UPLOADED, where, e) from e
         except ComponentProcessingError as e:

@@ -265,10 +265,12 @@ class WebSocketEndpoint:
             await self._session(socket)
         except WebSocketDisconnect:
             log.info("WebSocket client left mid-stream")
-        except ProtocolError as e:
+        except ProtocolError as e:  # the client's mistake: one line in the log, the sentence to the client
+            log.info("refused WebSocket stream: %s", e)
             await _close_with_error(socket, str(e), CLOSE_PROTOCOL)
         except TimeoutError:
             message = f"Nothing arrived for {self.options.idle_timeout_s:g} s; the stream was closed."
+            log.info("closed an idle WebSocket stream")
             await _close_with_error(socket, message, CLOSE_IDLE)
         except Exception:
             log.exception("WebSocket stream failed")
@@ -293,6 +295,7 @@ class WebSocketEndpoint:
                 try:
                     samples = connection.decode(message["bytes"])
                 except AudioError as e:  # as on the page: this frame is refused, the stream goes on
+                    log.info("refused a WebSocket frame: %s", e)
                     await socket.send_json({"type": "error", "message": str(e)})
                     continue
                 if samples.size == 0:
