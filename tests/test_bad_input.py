@@ -79,6 +79,13 @@ def patched(data: bytes, *, channels: int | None = None, rate_hz: int | None = N
     return bytes(out)
 
 
+def data_size(data: bytes, claimed: int) -> bytes:
+    """A WAV whose data chunk claims ``claimed`` bytes, whatever it holds."""
+    out = bytearray(data)
+    struct.pack_into("<I", out, out.find(b"data") + 4, claimed)
+    return bytes(out)
+
+
 def encoded(samples: np.ndarray, rate_hz: int, fmt: str, subtype: str | None = None) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, samples, rate_hz, format=fmt, subtype=subtype)
@@ -211,7 +218,19 @@ CASES: list[Case] = [
     ),
     Case("File", "truncated WAV", file_of(lambda m: speech_wav()(m)[:600]), "too short"),
     Case("File", "truncated FLAC", file_of(lambda m: speech_wav("PCM_16", "FLAC")(m)[:300], "t.flac"), "read"),
-    Case("File", "zip bomb: FLAC, 10 min of silence", file_of(lambda m: m.bombs["flac"], "bomb.flac"), "limit is"),
+    Case("File", "zip bomb: FLAC, 10 min of silence, stated", file_of(lambda m: m.bombs["flac"], "b.flac"), "10.0 min"),
+    Case(
+        "File",
+        "zip bomb: FLAC, 10 min of silence, unstated",
+        file_of(lambda m: m.bombs["flac-stream"], "b.flac"),
+        "longer than that",
+    ),
+    Case(
+        "File",
+        "header lies: length (2 GB of data claimed)",
+        file_of(lambda m: data_size(speech_wav()(m), 2**31 - 16)),
+        None,
+    ),
     Case("File", "zip bomb: WebM/Opus, 10 min of silence", file_of(lambda m: m.bombs["webm"], "bomb.webm"), "limit is"),
     Case(
         "File",
@@ -347,7 +366,8 @@ def bad_input_settings(tiny_settings, port: int):
 
 def make_material(served: Served, speech: np.ndarray) -> Material:
     bombs = {
-        "flac": ffmpeg_silence(600, "flac", ["-c:a", "flac"]),
+        "flac": encoded(np.zeros(600 * 8000, np.int16), 8000, "FLAC"),  # its header states the length
+        "flac-stream": ffmpeg_silence(600, "flac", ["-c:a", "flac"]),  # written to a pipe: no length stated
         "webm": ffmpeg_silence(600, "webm", ["-c:a", "libopus", "-b:a", "6k"]),
     }
     return Material(speech, served, bombs)
@@ -422,27 +442,35 @@ CLI_FILES: dict[str, tuple[Callable[[np.ndarray], bytes] | None, str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def cli_run(hello_audio, tmp_path_factory, tiny_options):
+def run_cli_on_bad_files(folder: Path, speech: np.ndarray, cache_dir: Path) -> subprocess.CompletedProcess:
     """One run of the CLI over every bad file and, last, a good one (the canary: the run goes on after errors)."""
-    folder = tmp_path_factory.mktemp("cli-bad")
     for name, (make, _) in CLI_FILES.items():
         if make is not None:
-            (folder / name).write_bytes(make(hello_audio))
-    (folder / "good.wav").write_bytes(encoded(hello_audio, RATE_HZ, "WAV"))
+            (folder / name).write_bytes(make(speech))
+    (folder / "good.wav").write_bytes(encoded(speech, RATE_HZ, "WAV"))
     inputs = [str(folder / name) for name in [*CLI_FILES, "good.wav"]]
-    options = ["--model", "tiny", "--cache-dir", str(tiny_options.cache_dir), "--device", "cpu", "--quiet"]
+    options = ["--model", "tiny", "--cache-dir", str(cache_dir), "--device", "cpu", "--quiet"]
     options += ["--task", "s2tt", "--tgt", "spa", "--out", str(folder / "out")]
     cmd = [sys.executable, "app.py", "translate", *inputs, *options]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300), folder
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def cli_message(proc: subprocess.CompletedProcess, path: Path) -> str:
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith(str(path))]
+    return line.split(": error: ", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def cli_run(hello_audio, tmp_path_factory, tiny_options):
+    folder = tmp_path_factory.mktemp("cli-bad")
+    return run_cli_on_bad_files(folder, hello_audio, tiny_options.cache_dir), folder
 
 
 @pytest.mark.parametrize("name", list(CLI_FILES))
 def test_cli_bad_file_gets_one_line_and_the_run_goes_on(name, cli_run):
     proc, folder = cli_run
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    [line] = [line for line in proc.stderr.splitlines() if line.startswith(str(folder / name))]
-    message = line.split(": error: ", 1)[1]
+    message = cli_message(proc, folder / name)
     assert CLI_FILES[name][1] in message.lower() and len(message) <= 240, message
     assert (folder / "out" / "good.spa.txt").read_text().strip()  # the good file after it was translated
 

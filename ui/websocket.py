@@ -191,7 +191,7 @@ class _Connection:
         """The frame's samples; raises :class:`AudioError` (the page's words) for a frame over the limits, which
         is refused while the stream goes on, and :class:`ProtocolError` for a frame that is not whole samples."""
         if len(data) % self.dtype.itemsize:
-            raise ProtocolError(f"A {self.start.format} frame must be a whole number of samples.")
+            raise ProtocolError(f"Each {self.start.format} frame must hold a whole number of samples.")
         samples = np.frombuffer(data, dtype=self.dtype)
         self.options.limits.check(samples, self.start.sample_rate_hz)
         return samples
