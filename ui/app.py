@@ -337,7 +337,7 @@ class ParleyApp:
 
     def build(self) -> gr.Blocks:
         # Gradio's own copies of uploads and outputs follow the same retention as Parley's outputs.
-        retention = (600, int(self.web.retention_s))
+        retention = (int(min(600, self.web.retention_s)), int(self.web.retention_s))
         with PlainBlocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
