@@ -38,6 +38,9 @@ TEXT_ONLY = "Text only"
 #: Seconds between two requests of each kind (one thread per kind).
 INTERVALS_S = {"live": 6.0, "file": 8.0, "text": 3.0}
 SAMPLE_EVERY_S = 5.0
+#: Sessions the server keeps: every request here is a new visitor (~0.1 MB of session state each), so the bound is
+#: reached within the warm-up and the first minute; then memory must be flat.
+MAX_SESSIONS = 40
 #: Housekeeping's round (ui/app.py) and slack for a busy machine, in seconds.
 HOUSEKEEPING_S, SLACK_S = 5.0, 10.0
 
@@ -78,6 +81,7 @@ class SoakReport:
             f"soak: {self.minutes:g} min, retention {self.retention_s:g} s, requests {self.requests}",
             f"RSS start {first.rss_mb:.0f} MB (after warm-up), end {last.rss_mb:.0f} MB, "
             f"peak {max(s.rss_mb for s in self.samples):.0f} MB",
+            "RSS each minute: " + " ".join(f"{s.rss_mb:.0f}" for s in self.samples[:: int(60 / SAMPLE_EVERY_S)]),
             f"RSS slope over the second half: {self.slope_mb_per_min:+.2f} MB/min",
             f"temp files: end {files[-1]}, most {max(files)}; older than the retention rule: {self.stale_files}"
             + (f" (e.g. {', '.join(self.stale_examples)})" if self.stale_examples else ""),
@@ -163,7 +167,8 @@ class Visitors:
 def start_server(port: int, tmp: Path, retention_s: float) -> subprocess.Popen:
     repo = Path(__file__).resolve().parent.parent
     cmd = [sys.executable, "app.py", "--model", "tiny", "--cache-dir", str(TEST_CACHE), "--device", "cpu",
-           "--port", str(port), "--retention-s", str(retention_s), "--idle-timeout-s", "20"]  # fmt: skip
+           "--port", str(port), "--retention-s", str(retention_s), "--idle-timeout-s", "20",
+           "--max-sessions", str(MAX_SESSIONS)]  # fmt: skip
     env = {**os.environ, "TMPDIR": str(tmp), "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("GRADIO_TEMP_DIR", None)
     log = open(tmp.parent / "server.log", "w")  # noqa: SIM115 (closed with the process)

@@ -482,6 +482,7 @@ def launch(app: ParleyApp, demo: gr.Blocks, block: bool = True) -> None:
         server_port=web.port,
         share=web.share,
         max_file_size=f"{web.max_file_mb}mb",
+        state_session_capacity=web.max_sessions,
         css=CSS,
         # System fonts only: the default theme would fetch web fonts, and an offline launch makes no outside requests.
         theme=gr.themes.Default(
