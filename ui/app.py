@@ -329,6 +329,7 @@ class ParleyApp:
         options = WebSocketOptions(
             limits=self.live_limits,
             max_stream_s=web.stream_time_limit_s,
+            idle_timeout_s=web.idle_timeout_s,
             workers=web.max_live_streams,
         )
         attach_websocket(demo.app, open_stream, lambda key: self.runtime.pipeline().marker(key).stream().add, options)
