@@ -155,6 +155,10 @@ def kept(run: Run, bound_s: float) -> int:
 
 
 def main() -> None:
+    if sys.argv[1:3] == ["--backend", "ray"]:  # local beside the Ray pool: bench/capacity_ray.py (--replicas 1,2)
+        from bench.capacity_ray import main as ray_main
+
+        return ray_main(sys.argv[3:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--precision", default="auto", help="tiny model only (the full size runs at fp32 and bf16)")

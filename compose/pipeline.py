@@ -5,20 +5,26 @@ end, so the same settings give the same behaviour everywhere.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from compose.settings import Settings
+from engine.backend import StreamingBackend
 from engine.file_translation import FileTranslation, Progress, translate_recording
 from engine.hooks import Report
+from engine.languages import get_language
 from engine.mitigation import translate_texts_checked
 from engine.models import LoadedModel, load_model
 from engine.prosody import ExpressiveOptions, ExpressiveStage
+from engine.room import EventSink, RoomSession
 from engine.scheduler import InferenceScheduler
+from engine.segmenter import SpeechProbability
 from engine.stream_input import LiveInputLimits
 from engine.streaming import StreamingSession
 from engine.tasks import Task
@@ -29,6 +35,9 @@ from safety.judge import SafetyJudge, SafetyOptions
 from safety.marking import SpeechMarker
 from safety.toxicity import ToxicityOptions
 from safety.watermark import WatermarkConfig, Watermarker, create_watermarker
+
+if TYPE_CHECKING:  # the Ray pool is optional: imported only when the backend is "ray"
+    from cluster.pool import ReplicaPool
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class Pipeline:
     watermarker: Watermarker
     #: Batches the live streams' model calls across sessions; None when decoding with beams (it decodes greedily).
     scheduler: InferenceScheduler | None = None
+    #: With ``--backend ray``: the replicas that run every model call (then there is no local scheduler).
+    pool: ReplicaPool | None = None
 
     @property
     def loaded(self) -> LoadedModel:
@@ -66,23 +77,60 @@ class Pipeline:
         expressive: bool | None = None,
     ) -> StreamingSession:
         """A new live session (one per stream) with its own VAD state."""
-        task, streaming = Task(task), self.settings.streaming
+        backend = self._backend()
+        vad = StreamingVad.for_new_stream(self.vad_model)
+        return self._session(tgt_lang, task, preset, src_lang, expressive, vad, backend)
+
+    def room(
+        self,
+        on_events: EventSink,
+        src_lang: str | None = None,
+        preset: str | None = None,
+        expressive: bool | None = None,
+        max_languages: int = 8,
+    ) -> RoomSession:
+        """A new room (one speaker, any listeners): each language added is a session like :meth:`stream`'s
+        (speech and text when the language can be spoken, text otherwise), sharing the room's VAD and encoder."""
+        if src_lang is not None:
+            self.translator.check_source_text(src_lang)
+        backend = self._backend()
+
+        def language(tgt_lang: str, vad: SpeechProbability, shared: StreamingBackend) -> StreamingSession:
+            task = Task.S2ST if get_language(tgt_lang).speech_output else Task.S2TT
+            return self._session(tgt_lang, task, preset, src_lang, expressive, vad, shared)
+
+        return RoomSession(
+            language, backend, StreamingVad.for_new_stream(self.vad_model), on_events, self._limits(), max_languages
+        )
+
+    def _backend(self) -> StreamingBackend:
+        """A new session's model calls: the Ray pool, the shared scheduler, or (decoding with beams) the translator."""
+        key = secrets.token_hex(8)
+        if self.pool is not None:
+            return self.pool.session(key)
+        return self.translator if self.scheduler is None else self.scheduler.session(key)
+
+    def _limits(self) -> LiveInputLimits:
+        streaming = self.settings.streaming
+        return LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s)
+
+    def _session(self, tgt_lang, task, preset, src_lang, expressive, vad, backend) -> StreamingSession:
+        task = Task(task)
         if task is not Task.ASR:
             self.translator.check_target(tgt_lang, task.speech_output)
         if src_lang is not None:
             self.translator.check_source_text(src_lang)
-        backend = self.translator if self.scheduler is None else self.scheduler.session(secrets.token_hex(8))
         return StreamingSession(
             backend,
-            StreamingVad.for_new_stream(self.vad_model),
+            vad,
             tgt_lang,
             task=task,
-            preset=preset or streaming.preset,
+            preset=preset or self.settings.streaming.preset,
             src_lang=src_lang,
             speaker_id=self.settings.engine.speaker_id,
             expressive=self._stage(expressive),
             judge=self.judge,
-            limits=LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s),
+            limits=self._limits(),
         )
 
     def translate_recording(
@@ -96,16 +144,22 @@ class Pipeline:
     ) -> FileTranslation:
         """A whole 16 kHz recording, utterance by utterance (speech not yet watermarked: the caller marks it on the
         timeline it writes)."""
-        segmenter = Segmenter(self.vad_model, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
+        # Silero keeps its recurrent state in the model object: uploads running at once each need their own copy.
+        vad = copy.deepcopy(self.vad_model)
+        segmenter = Segmenter(vad, VadOptions(max_segment_s=self.settings.engine.max_segment_s))
         return translate_recording(
-            self.translator, segmenter, audio, Task(task), tgt_lang, src_lang, progress,
+            self._request_translator(), segmenter, audio, Task(task), tgt_lang, src_lang, progress,
             expressive=self._stage(expressive), judge=self.judge,
         )  # fmt: skip
 
     def translate_texts(
         self, texts: Sequence[str], task: Task | str, tgt_lang: str, src_lang: str
     ) -> list[tuple[TranslationResult, Report | None]]:
-        return translate_texts_checked(self.translator, self.judge, texts, task, tgt_lang, src_lang)
+        return translate_texts_checked(self._request_translator(), self.judge, texts, task, tgt_lang, src_lang)
+
+    def _request_translator(self) -> Translator:
+        """What runs one file or text request's model passes: the translator, or its stand-in on the pool."""
+        return self.translator if self.pool is None else self.pool.file_translator(secrets.token_hex(8))
 
 
 def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pipeline:
@@ -137,7 +191,13 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         audioseal_detector=mark.audioseal_detector,
     )
     watermarker = create_watermarker(config)
-    scheduler = InferenceScheduler(translator, settings.scheduler) if (settings.engine.num_beams or 1) == 1 else None
+    pool = scheduler = None
+    if settings.cluster.backend == "ray":
+        from cluster.head import open_pool
+
+        pool = open_pool(settings, translator)
+    elif (settings.engine.num_beams or 1) == 1:
+        scheduler = InferenceScheduler(translator, settings.scheduler)
     return Pipeline(
         settings,
         translator,
@@ -146,4 +206,5 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
         ExpressiveStage(expressive_options, voices),
         watermarker,
         scheduler,
+        pool,
     )

@@ -26,6 +26,7 @@ from engine.scheduler_options import SchedulerOptions
 
 ENV_PREFIX = "PARLEY_"
 WATERMARK_BACKENDS = ("builtin", "audiowmark", "audioseal")
+BACKENDS = ("local", "ray")
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -119,6 +120,12 @@ class WebSettings:
     #: tab's key); past it, the least recently active is forgotten. API clients never say goodbye, so without a
     #: bound their sessions would pile up.
     max_sessions: int = field(default=1_000, metadata=_help("visitor sessions kept in memory"))
+    #: Rooms (one speaker, many listeners) open at once, listeners per room, languages decoded per room, and how
+    #: long a room may go without the speaker's audio before it ends, in seconds.
+    max_rooms: int = field(default=8, metadata=_help("rooms open at once"))
+    max_room_listeners: int = field(default=50, metadata=_help("listeners per room"))
+    max_room_languages: int = field(default=6, metadata=_help("languages decoded per room"))
+    room_idle_timeout_s: float = field(default=300.0, metadata=_help("end a room without speaker audio after (s)"))
     #: Whether visitors may switch the shared model to the offline test model; unset: only when the server listens
     #: on this machine alone (127.0.0.1, localhost). An operator decides for a shared server.
     allow_model_switch: bool | None = field(default=None, metadata=_help("let visitors switch to the test model"))
@@ -133,9 +140,52 @@ class WebSettings:
         limits = (self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb)
         if (
             min(*limits, self.max_text_chars, self.max_live_streams, self.max_sessions) < 1
-            or min(self.max_backlog_s, self.idle_timeout_s, self.retention_s) <= 0
+            or min(self.max_rooms, self.max_room_listeners, self.max_room_languages) < 1
+            or min(self.max_backlog_s, self.idle_timeout_s, self.retention_s, self.room_idle_timeout_s) <= 0
         ):
             raise ValueError("web limits must be positive")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where the model runs: in this process (``local``), or on a pool of Ray Serve replicas (``ray``, the optional
+    ``cluster`` package) that any number of front ends share."""
+
+    #: ``local``: this process loads the model; ``ray``: model calls go to the replicas of a Ray Serve application.
+    backend: str = field(default="local", metadata=_help("where the model runs", choices=BACKENDS))
+    #: The Ray cluster to join (``auto``, ``HOST:PORT``); unset: start a local head on 127.0.0.1 (stopped on exit).
+    ray_address: str | None = field(default=None, metadata=_help("Ray cluster address (unset: start one here)"))
+    #: The Serve application holding the replicas; front ends with the same name share them.
+    ray_app_name: str = field(default="parley", metadata=_help("Ray Serve application name"))
+    #: Replicas when not autoscaling; each loads the model once and batches every call that reaches it.
+    replicas: int = field(default=1, metadata=_help("model replicas (when not autoscaling)"))
+    #: Autoscaling bounds (both set: autoscale between them on ongoing calls per replica).
+    min_replicas: int | None = field(default=None, metadata=_help("autoscaling: fewest replicas"))
+    max_replicas: int | None = field(default=None, metadata=_help("autoscaling: most replicas"))
+    #: Autoscaling target: model calls waiting or running per replica.
+    target_ongoing_requests: float = field(default=8.0, metadata=_help("autoscaling: ongoing calls per replica"))
+    #: CPUs and GPUs Ray reserves for each replica (fractions share a device).
+    replica_num_cpus: float = field(default=1.0, metadata=_help("CPUs reserved per replica"))
+    replica_num_gpus: float = field(default=0.0, metadata=_help("GPUs reserved per replica"))
+    #: Ports of a local head's dashboard and Prometheus metrics, both on 127.0.0.1 (0: no dashboard).
+    ray_dashboard_port: int = field(default=8265, metadata=_help("local Ray head's dashboard port (0: none)"))
+    ray_metrics_port: int = field(default=8266, metadata=_help("local Ray head's Prometheus metrics port"))
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if (self.min_replicas is None) != (self.max_replicas is None):
+            raise ValueError("set both min_replicas and max_replicas to autoscale, or neither")
+        low = self.replicas if self.min_replicas is None else self.min_replicas
+        high = self.replicas if self.max_replicas is None else self.max_replicas
+        if not 1 <= low <= high or self.target_ongoing_requests <= 0:
+            raise ValueError("replicas must be at least 1 (and min_replicas at most max_replicas)")
+        if self.replica_num_cpus < 0 or self.replica_num_gpus < 0:
+            raise ValueError("replica_num_cpus and replica_num_gpus must not be negative")
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min_replicas is not None
 
 
 @dataclass(frozen=True)
@@ -147,6 +197,7 @@ class Settings:
     watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
     web: WebSettings = field(default_factory=WebSettings)
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 #: The sections each front end shows (the CLI and desktop have no web server).
@@ -158,10 +209,11 @@ SECTIONS: dict[str, str] = {
     "watermark": "watermark",
     "web": "web server",
     "scheduler": "serving many people",
+    "cluster": "model pool (Ray Serve)",
 }
 WEB = tuple(SECTIONS)
-DESKTOP = ("engine", "streaming", "expressive", "safety", "watermark")
-CLI = ("engine", "expressive", "safety", "watermark")
+DESKTOP = ("engine", "streaming", "expressive", "safety", "watermark", "cluster")
+CLI = ("engine", "expressive", "safety", "watermark", "cluster")
 
 
 def _section_types() -> dict[str, type]:

@@ -4,8 +4,9 @@ A :class:`StreamingBackend` hides the token layout (decoder start, language toke
 session hands it 16 kHz audio and plain token lists and gets plain token lists, text and speech back. The
 :class:`~engine.translator.Translator` implements it on one loaded model; a scheduler that batches calls across
 sessions, or a client of a remote model pool, implements the same five methods, and a fake in the tests
-implements them without any model. Every call carries what it needs (the encoder state, the forced prefix, the
-target and the budget), so no call depends on an earlier one having gone to the same place.
+implements them without any model. A backend may also offer ``take_notices() -> list[str]`` (a remote pool's
+"reconnecting"), which the session emits as notices. Every call carries what it needs (the encoder state, the
+forced prefix, the target and the budget), so no call depends on an earlier one having gone to the same place.
 """
 
 from __future__ import annotations

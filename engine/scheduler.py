@@ -92,6 +92,11 @@ class InferenceScheduler:
             self._cond.notify_all()
         self._worker.join()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker still serves calls (a model replica's health check asks)."""
+        return self._worker.is_alive() and not self._closed
+
     def __enter__(self) -> InferenceScheduler:
         return self
 

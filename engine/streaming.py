@@ -148,7 +148,7 @@ class StreamingSession:
         def flush() -> list[StreamEvent]:
             events = self._windows(self._input.flush())
             step = self._segmenter.flush()
-            return events + (self._on_step(step) if step is not None else [])
+            return events + (self._on_step(step) + self._backend_notices() if step is not None else [])
 
         return self._busy(flush)
 
@@ -173,7 +173,12 @@ class StreamingSession:
             step = self._segmenter.push(window)
             if step is not None:
                 events += self._on_step(step)
-        return events
+        return events + self._backend_notices()
+
+    def _backend_notices(self) -> list[StreamEvent]:
+        """A remote backend's notices ("reconnecting"); backends without any have no ``take_notices``."""
+        take_notices = getattr(self._backend, "take_notices", None)
+        return [self._stamp(Notice, message=m) for m in (take_notices() if take_notices else [])]
 
     def _on_step(self, step: SegmentStep) -> list[StreamEvent]:
         if self._open is None or self._open.audio is not step.segment:

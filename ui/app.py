@@ -31,10 +31,12 @@ from engine.stream_input import LiveInputLimits, read_chunk
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from safety.marking import SpeechMarker
+from ui.conversation import ConversationPage
 from ui.errors import PlainBlocks
 from ui.errors import plain_errors as _plain_errors
 from ui.live import LiveRegistry, LiveTranslation
-from ui.runtime import ModelRuntime
+from ui.rooms_page import RoomsPage
+from ui.runtime import ModelNotReady, ModelRuntime
 from ui.websocket import StartMessage, WebSocketOptions, attach_websocket
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,11 @@ CSS = """
 .captions .placeholder { color: #aaaaaa; }
 .notice { color: #a15c00; font-size: 0.9em; }
 .captions .flagged { text-decoration: underline wavy #d97706; }
+.turn { margin: 0.4em 0; padding: 0.4em 0.6em; border-left: 4px solid #6366f1; }
+.turn-b { border-left-color: #10b981; }
+.turn .heard { color: #555555; }
+.turn .how { color: #8a8a8a; font-size: 0.85em; }
+#conv-a, #conv-b { min-height: 5em; font-size: 1.3em; }
 """
 
 
@@ -124,6 +131,8 @@ class ParleyApp:
         self.work_dir = work_dir
         #: Streams closed for being idle: their downloads, for the Stop that comes later (small: paths only).
         self._closed: dict[str, list[str]] = {}
+        self.rooms = RoomsPage(runtime, work_dir)
+        self.conversations = ConversationPage(runtime, work_dir, self.web.max_rooms, self.web.room_idle_timeout_s)
 
     def marker(self, request: gr.Request | None) -> SpeechMarker:
         """Every synthetic sample handed to this browser session carries this payload."""
@@ -140,6 +149,15 @@ class ParleyApp:
         if offer:
             text += "\n\nYou can try the interface with the offline test model (its translations are meaningless)."
         return text, gr.update(visible=offer), gr.Timer(active=not status.ready and not failed)
+
+    def poll_pool(self) -> str:
+        """The model pool panel (``--backend ray``)."""
+        from ui.pool_panel import pool_markdown
+
+        try:
+            return pool_markdown(self.runtime.pipeline().pool)
+        except ModelNotReady:
+            return "**Model pool:** connecting…"
 
     def use_tiny(self):
         """Only reachable when the operator allows it (``--allow-model-switch``; by default only on 127.0.0.1):
@@ -202,6 +220,7 @@ class ParleyApp:
         """Close live streams idle for ``idle_timeout_s`` (their state freed, their downloads kept for the Stop that
         may still come) and delete outputs older than ``retention_s``. Runs every few seconds on its own thread."""
         now = time.monotonic() if now is None else now
+        self.rooms.registry.end_idle(now)
         for key, live in self.registry.idle(now - self.web.idle_timeout_s):
             log.info("closing a live stream idle for %.0f s", now - live.last_active)
             live.finish(now)
@@ -342,14 +361,19 @@ class ParleyApp:
         with PlainBlocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
+            if self.runtime.settings.cluster.backend == "ray":
+                self._pool_panel(demo)
+            self.rooms.listener_panel(demo)
             shared = self._settings_row()
-            with gr.Tabs():
+            with gr.Tabs() as tabs:
                 with gr.Tab("Live", id="live"):
                     self._live_tab(shared)
                 with gr.Tab("File", id="file"):
                     self._file_tab(shared)
                 with gr.Tab("Text", id="text"):
                     self._text_tab(shared)
+                with gr.Tab("Conversation", id="conversation"):
+                    self.conversations.tab(demo, tabs)
                 with gr.Tab("Verify watermark", id="verify"):
                     self._verify_tab()
             demo.unload(self.unload)
@@ -370,6 +394,12 @@ class ParleyApp:
         demo.load(self.poll_status, outputs=[status, tiny, timer])
         if self.web.model_switch_allowed:  # otherwise no endpoint exists for it at all
             tiny.click(_plain_errors(self.use_tiny), outputs=[status, tiny, timer], api_name="use_tiny")
+
+    def _pool_panel(self, demo: gr.Blocks) -> None:
+        with gr.Accordion("Model pool (Ray Serve)", open=False):
+            panel = gr.Markdown(elem_id="pool-status")
+        gr.Timer(2.0).tick(self.poll_pool, outputs=panel)
+        demo.load(self.poll_pool, outputs=panel)
 
     def _settings_row(self) -> _Shared:
         """The settings the tabs share, with the server's defaults (the same as the desktop's and the CLI's)."""
@@ -424,6 +454,7 @@ class ParleyApp:
         mic.stop_recording(_plain_errors(_gpu(self.live_stop)), inputs=[key], outputs=[*outputs, live_files],
                            **live_event)  # fmt: skip
         clear.click(self.live_clear, inputs=[key], outputs=[*outputs, key])
+        self.rooms.speaker_panel(shared)
 
     def _file_tab(self, shared: _Shared) -> None:
         gr.Markdown(f"Accepted: {AUDIO_TYPES}; up to {self.web.max_file_mb} MB.")

@@ -105,24 +105,7 @@ class LiveTranslation:
         return '<div class="captions"><span class="placeholder">Translation appears here while you speak.</span></div>'
 
     def captions_html(self) -> str:
-        pieces = self.transcript.pieces
-        committed = "".join(
-            f'<span class="flagged" title="{html.escape("; ".join(p.flags))}">{html.escape(p.text)} ⚠</span>'
-            if p.flags
-            else html.escape(p.text)
-            for p in pieces
-        ).strip()
-        partial = html.escape(self.transcript.partial.strip())
-        parts = [f'<span class="committed">{committed}</span>'] if committed else []
-        if partial:
-            parts.append(f'<span class="partial">{partial}</span>')
-        if not parts:
-            return self.empty_captions_html()
-        body = " ".join(parts)
-        flagged = [f"“{p.text.strip()}”: {'; '.join(p.flags)}" for p in pieces if p.flags]
-        notices = self.transcript.notices
-        notes = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *notices[-3:]])
-        return f'<div class="captions">{body}</div>{notes}'
+        return captions_html(self.transcript)
 
     def transcript_text(self) -> str:
         return self.transcript.transcript_text()
@@ -137,6 +120,29 @@ class LiveTranslation:
     def write_downloads(self, folder: Path) -> list[Path]:
         """Transcript, translation (text, SRT, VTT) and translated audio, as they stand now."""
         return self.transcript.write(folder)
+
+
+def captions_html(transcript: Transcript) -> str:
+    """Committed captions (flagged pieces marked, their flags and the latest notices under them), then the
+    tentative tail in grey: what a live tab or a room's listener is shown."""
+    pieces = transcript.pieces
+    committed = "".join(
+        f'<span class="flagged" title="{html.escape("; ".join(p.flags))}">{html.escape(p.text)} ⚠</span>'
+        if p.flags
+        else html.escape(p.text)
+        for p in pieces
+    ).strip()
+    partial = html.escape(transcript.partial.strip())
+    parts = [f'<span class="committed">{committed}</span>'] if committed else []
+    if partial:
+        parts.append(f'<span class="partial">{partial}</span>')
+    if not parts:
+        return LiveTranslation.empty_captions_html()
+    body = " ".join(parts)
+    flagged = [f"“{p.text.strip()}”: {'; '.join(p.flags)}" for p in pieces if p.flags]
+    notices = transcript.notices
+    notes = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *notices[-3:]])
+    return f'<div class="captions">{body}</div>{notes}'
 
 
 def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:

@@ -1,0 +1,338 @@
+"""The Ray Serve model pool (``--backend ray``): two CPU replicas of the tiny model, started once for the module.
+
+Each test compares what streams and uploads get through the pool with what the local backend gives for the same
+audio (greedy, fp32, one torch thread as in a replica), so any lost, repeated or reordered text shows. When Ray
+cannot start, the module fails and says why (no skip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cluster.metrics import per_replica
+from compose.pipeline import Pipeline, build_pipeline
+from compose.settings import ClusterSettings, Settings, WebSettings
+from engine.audio import SAMPLE_RATE_HZ, load_audio
+from engine.stream_events import CommittedText, Notice, SpeechChunk
+from tests.conftest import REPO, SENTENCES, TEST_CACHE, espeak, recording
+from tests.test_websocket import send
+
+pytestmark = pytest.mark.timeout(300)
+
+APP = "parley-test"
+#: Ports of this module (the project's Ray range): metrics of the local head, the two front ends.
+METRICS_PORT, FRONT_A_PORT, FRONT_B_PORT = 8276, 7961, 7962
+CHUNK_S = 0.25
+TARGETS = ("spa", "fra", "deu")
+REPLACED_TIMEOUT_S = 90.0
+
+
+@pytest.fixture(scope="module")
+def utterances(speech_dir) -> list[np.ndarray]:
+    """Six live streams' audio: one sentence each (2-4 s), with silence around it."""
+    paths = [espeak(text, speech_dir / f"ray{i}.wav", voice=voice) for i, (voice, text) in enumerate(SENTENCES[:6])]
+    return [recording([load_audio(p)], [0.8])[0] for p in paths]
+
+
+@pytest.fixture(scope="module")
+def uploads(utterances) -> list[np.ndarray]:
+    """Two recordings of two utterances with a pause between them (two segments each)."""
+    return [recording([utterances[i], utterances[i + 1]], [1.0, 0.5])[0] for i in (0, 2)]
+
+
+@pytest.fixture(scope="module")
+def ray_settings(tiny_options) -> Settings:
+    cluster = ClusterSettings(
+        backend="ray", ray_app_name=APP, replicas=2, replica_num_cpus=0.5, ray_dashboard_port=0,
+        ray_metrics_port=METRICS_PORT,
+    )  # fmt: skip
+    return Settings(engine=tiny_options, cluster=cluster)
+
+
+@pytest.fixture(scope="module")
+def pool_pipeline(ray_settings, loaded) -> Pipeline:
+    """This process as a front end of the pool; the local head and both replicas are started here."""
+    from cluster.head import PoolUnavailableError
+
+    try:
+        pipeline = build_pipeline(ray_settings, loaded)
+    except PoolUnavailableError as e:
+        pytest.fail(f"the Ray tests cannot run: {e}")
+    yield pipeline
+    pipeline.pool.close()
+
+
+def one_thread(fn):
+    """Run ``fn`` with one torch thread, as a replica with num_cpus < 1 does (same float reductions)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def live(pipeline: Pipeline, audio: np.ndarray, tgt: str, task: str, pause_s: float = 0.0) -> list:
+    """A live stream fed in 0.25 s chunks (``pause_s`` between them); every event it gave."""
+    session = pipeline.stream(tgt, task, preset="low", src_lang="eng")
+    step, events = int(CHUNK_S * SAMPLE_RATE_HZ), []
+    for i in range(0, audio.size, step):
+        events += session.push(audio[i : i + step], SAMPLE_RATE_HZ)
+        time.sleep(pause_s)
+    return events + session.finish()
+
+
+def committed(events: list) -> list[str]:
+    return [e.text for e in events if isinstance(e, CommittedText)]
+
+
+def on_threads(jobs: list) -> list:
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = jobs[i]()
+        except BaseException as e:  # re-raised in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def stream_jobs(pipeline: Pipeline, audios: list[np.ndarray], pause_s: float = 0.0) -> list:
+    tasks = ("s2st", "s2tt")
+    return [lambda i=i, a=a: live(pipeline, a, TARGETS[i % 3], tasks[i % 2], pause_s) for i, a in enumerate(audios)]
+
+
+def wait_for_metrics(url: str, done: callable, timeout_s: float = 30.0) -> dict[str, float]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        calls = per_replica(url)
+        if done(calls) or time.monotonic() > deadline:
+            return calls
+        time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def local_streams(pipeline, utterances) -> list[list]:
+    """What the local backend gives for the six streams."""
+    return one_thread(lambda: [job() for job in stream_jobs(pipeline, utterances)])
+
+
+def test_streams_and_uploads_through_the_pool_equal_the_local_backend(
+    pool_pipeline, pipeline, utterances, uploads, local_streams
+):
+    """Six live streams and two uploads at once, spread over both replicas: the same text as the local backend."""
+    jobs = stream_jobs(pool_pipeline, utterances)
+    jobs += [lambda a=a: pool_pipeline.translate_recording(a, "s2tt", "spa", "eng") for a in uploads]
+    results = on_threads(jobs)
+    expected = local_streams
+    expected_files = one_thread(lambda: [pipeline.translate_recording(a, "s2tt", "spa", "eng") for a in uploads])
+
+    for got, want in zip(results[:6], expected, strict=True):
+        assert committed(want) and committed(got) == committed(want)
+        speech = [e.audio.size for e in got if isinstance(e, SpeechChunk)]
+        assert speech == [e.audio.size for e in want if isinstance(e, SpeechChunk)]
+    assert any(isinstance(e, SpeechChunk) for e in results[0])  # the s2st streams were spoken through the pool
+    for got, want in zip(results[6:], expected_files, strict=True):
+        assert len(want.segments) == 2
+        assert [(s.text, s.transcript) for s in got.segments] == [(s.text, s.transcript) for s in want.segments]
+
+    seen = pool_pipeline.pool.replicas()
+    assert len(seen) == 2 and all(r.calls > 0 for r in seen), seen
+    metrics = wait_for_metrics(pool_pipeline.pool.head.metrics_url, lambda c: len([v for v in c.values() if v]) >= 2)
+    assert {r.replica for r in seen} <= set(metrics) and all(metrics[r.replica] > 0 for r in seen), metrics
+
+
+def test_a_text_request_through_the_pool_equals_the_local_one(pool_pipeline, pipeline):
+    [(got, _)] = pool_pipeline.translate_texts(["Good morning, everyone."], "t2tt", "fra", "eng")
+    [(want, _)] = one_thread(lambda: pipeline.translate_texts(["Good morning, everyone."], "t2tt", "fra", "eng"))
+    assert got.text and got.token_ids == want.token_ids
+
+
+def test_a_state_missing_on_a_replica_is_sent_again(pool_pipeline, utterances):
+    """A call naming an encoder state no replica holds is answered after the state is carried (any replica)."""
+    pool = pool_pipeline.pool
+    session = pool.session("miss")
+    state = session.encode(utterances[0][: 2 * SAMPLE_RATE_HZ])
+    tokens = session.continue_text(state, "spa", [], 8)
+    unknown, resends = dataclasses.replace(state, ref="never-cached"), pool.resends
+    assert session.continue_text(unknown, "spa", [], 8) == tokens and tokens
+    assert pool.resends == resends + 1
+
+
+@pytest.fixture(scope="module")
+def front_ends(pool_pipeline, ray_settings, tmp_path_factory):
+    """Two web front ends joining the pool by its address: one in this process, one in a process of its own."""
+    from ui.app import build_app, launch
+
+    address = pool_pipeline.pool.head.address
+    cluster = dataclasses.replace(ray_settings.cluster, ray_address=address)
+    log = tmp_path_factory.mktemp("front") / "front_b.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    args = ["--model", "tiny", "--device", "cpu", "--cache-dir", str(TEST_CACHE), "--backend", "ray",
+            "--ray-address", address, "--ray-app-name", APP, "--port", str(FRONT_B_PORT)]  # fmt: skip
+    with log.open("w") as out:
+        other = subprocess.Popen([sys.executable, "app.py", *args], cwd=REPO, env=env, stdout=out, stderr=out)
+    try:
+        web = WebSettings(port=FRONT_A_PORT)
+        app, demo = build_app(dataclasses.replace(ray_settings, cluster=cluster, web=web))
+        assert app.runtime.wait(120).ready, app.runtime.status.message
+        launch(app, demo, block=False)
+        wait_for_port(FRONT_B_PORT, other, log)
+        yield app, other, log
+    finally:
+        other.send_signal(signal.SIGINT)
+        other.wait(30)
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout_s: float = 150.0) -> None:
+    """Until the front end's WebSocket answers a stream with "ready" (the page is up before the model and pool)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the second front end exited: {log.read_text()[-2000:]}"
+        try:
+            probe = asyncio.run(send(f"ws://127.0.0.1:{port}/ws", np.zeros(SAMPLE_RATE_HZ // 2, np.float32)))
+            if probe.messages and probe.messages[0]["type"] == "ready":
+                return
+        except OSError:
+            pass
+        time.sleep(1.0)
+    pytest.fail(f"the second front end did not start in {timeout_s:.0f} s: {log.read_text()[-2000:]}")
+
+
+def test_two_front_ends_share_the_pool(front_ends, pool_pipeline, pipeline, utterances):
+    """Both web servers stream through the same two replicas (the Serve application is deployed once)."""
+    from ray import serve
+
+    app, _, log = front_ends
+    before = per_replica(pool_pipeline.pool.head.metrics_url)
+    got = on_threads([lambda p=p: asyncio.run(send(f"ws://127.0.0.1:{p}/ws", utterances[1])) for p in
+                      (FRONT_A_PORT, FRONT_B_PORT)])  # fmt: skip
+    session = pipeline.stream("spa", "s2tt", src_lang="eng")
+    want = one_thread(lambda: "".join(committed(send_like_client(session, utterances[1]))))
+    assert want and [g.committed for g in got] == [want, want] and not any(g.errors for g in got)
+    assert "(joined)" in log.read_text()
+    status = serve.status().applications[APP].deployments["ModelReplica"]
+    assert status.replica_states.get("RUNNING") == 2
+    front_a = app.runtime.pipeline().pool.replicas()
+    assert front_a and {r.replica for r in front_a} <= {r.replica for r in pool_pipeline.pool.replicas()}
+    # The second front end's calls are counted by the same replicas (front end A's count alone is not enough).
+    a_calls = sum(r.calls for r in front_a)
+    after = wait_for_metrics(pool_pipeline.pool.head.metrics_url,
+                             lambda c: sum(c.values()) - sum(before.values()) > a_calls)  # fmt: skip
+    assert sum(after.values()) - sum(before.values()) > a_calls, (before, after, a_calls)
+    panel = app.poll_pool()  # the page's status panel: this front end's replicas (it joined: no metrics URL)
+    assert all(f"`{r.replica}`" in panel for r in front_a) and "calls sent again" in panel
+
+
+def test_the_status_panel_shows_each_replica_with_its_ray_metrics(pool_pipeline):
+    from ui.pool_panel import pool_markdown
+
+    pool = pool_pipeline.pool
+    panel = pool_markdown(pool)
+    for r in pool.replicas():
+        row = next(line for line in panel.splitlines() if f"`{r.replica}`" in line)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1:3] == [str(r.pid), str(r.calls)] and float(cells[3]) > 0, row  # cells[3]: Ray's count
+    assert pool.head.metrics_url in panel
+
+
+def send_like_client(session, audio: np.ndarray) -> list:
+    """The events a session gives for the WebSocket client's frames (0.2 s of int16)."""
+    from ui.client import FRAME_S
+
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+    step = int(FRAME_S * SAMPLE_RATE_HZ)
+    return [e for i in range(0, pcm.size, step) for e in session.push(pcm[i : i + step], SAMPLE_RATE_HZ)] + (
+        session.finish()
+    )
+
+
+def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utterances, local_streams):
+    """SIGKILL one replica while four streams and two uploads of four utterances keep both replicas busy: each
+    gives exactly the local backend's text, calls in flight were sent again (the streams that had one saw one
+    "reconnecting" notice), and Serve replaces the replica."""
+    from ray import serve
+
+    from cluster.pool import RECONNECTING
+
+    pool = pool_pipeline.pool
+    audio = recording(utterances[:4], [1.0, 1.0, 1.0, 0.5])[0]
+    victim = max(pool.replicas(), key=lambda r: r.calls)
+    retries = pool.retries
+    decoding = threading.Event()  # set once the uploads have calls on both replicas, while the streams run
+
+    def upload():
+        progress = lambda done, _total: done >= 1 and decoding.set()  # noqa: E731
+        return pool_pipeline.translate_recording(audio, "s2st", "spa", "eng", progress, expressive=False)
+
+    jobs = [*stream_jobs(pool_pipeline, utterances[:4], pause_s=CHUNK_S / 2), upload, upload]
+
+    def kill() -> None:
+        decoding.wait(60)
+        os.kill(victim.pid, signal.SIGKILL)
+
+    results = on_threads([*jobs, kill])
+    for got, want in zip(results[:4], local_streams[:4], strict=True):
+        assert committed(got) == committed(want) and committed(want)
+    want_file = one_thread(lambda: pipeline.translate_recording(audio, "s2st", "spa", "eng", expressive=False))
+    for got in results[4:6]:
+        assert [s.text for s in got.segments] == [s.text for s in want_file.segments]
+        assert np.array_equal(got.audio, want_file.audio)
+    notices = [[e.message for e in r if isinstance(e, Notice)] for r in results[:4]]
+    assert pool.retries > retries and all(n in ([], [RECONNECTING]) for n in notices), (pool.retries, notices)
+
+    deadline = time.monotonic() + REPLACED_TIMEOUT_S
+    while time.monotonic() < deadline:
+        states = serve.status().applications[APP].deployments["ModelReplica"].replica_states
+        if states.get("RUNNING") == 2:
+            break
+        time.sleep(1.0)
+    assert states.get("RUNNING") == 2, states
+    session = pool.session("after")
+    for _ in range(40):  # the replacement answers calls too
+        session.encode(utterances[0][:SAMPLE_RATE_HZ])
+        if len({r.replica for r in pool.replicas()} - {r.replica for r in [victim]}) >= 2:
+            break
+    assert len({r.replica for r in pool.replicas()} - {victim.replica}) >= 2, pool.replicas()
+
+
+def test_the_deployment_files_are_valid_serve_configs(pool_pipeline):  # after the head: ray imported once it is
+    """``deploy/serve.yaml`` and the RayService's embedded config pass Serve's own schema, and their import path
+    builds the replica deployment from the settings in ``args``."""
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from cluster.app import DEPLOYMENT, build
+
+    serve_config = yaml.safe_load((REPO / "deploy" / "serve.yaml").read_text())
+    service = yaml.safe_load((REPO / "deploy" / "rayservice.yaml").read_text())
+    assert service["kind"] == "RayService"
+    for config in (serve_config, yaml.safe_load(service["spec"]["serveConfigV2"])):
+        [app] = ServeDeploySchema.model_validate(config).applications
+        assert app.import_path == "cluster.app:build" and app.deployments[0].name == DEPLOYMENT
+        assert app.deployments[0].ray_actor_options.num_gpus == 1
+    built = build({"model": "tiny", "max_batch_rows": 4, "replicas": 3})
+    engine, scheduler = built._bound_deployment.init_args
+    assert engine.model == "tiny" and scheduler.max_batch_rows == 4
+    assert built._bound_deployment._deployment_config.num_replicas == 3
