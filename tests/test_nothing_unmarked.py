@@ -133,6 +133,7 @@ def test_file_wav_carries_the_session_mark(app, utterances, drawn, expressive, t
     assert_marked(read_wav(wav), app.marker(request).payload, pipeline.watermarker, "file WAV")
 
 
+@SHORT_PIECES
 @FEW
 @given(words=st.lists(st.sampled_from(" ".join(LINES).split()), min_size=1, max_size=12),
        tgt=st.sampled_from(["spa", "fra", "deu"]))  # fmt: skip
@@ -143,6 +144,7 @@ def test_spoken_text_carries_the_session_mark(app, words, tgt):
     assert_marked(read_wav(wav), app.marker(request).payload, pipeline.watermarker, "spoken text")
 
 
+@SHORT_PIECES
 @FEW
 @given(drawn=recordings)
 def test_desktop_file_carries_the_run_mark(app, utterances, drawn, tmp_path_factory):
@@ -188,6 +190,7 @@ async def ws_speech(url: str, audio: np.ndarray, chunk_s: float) -> tuple[str, n
     return key, np.concatenate(heard) if heard else np.zeros(0, np.float32)
 
 
+@SHORT_PIECES
 @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(drawn=recordings, chunk_s=st.sampled_from([0.2, 0.5, 1.0]))
 def test_websocket_speech_carries_the_session_mark(server, utterances, drawn, chunk_s):
