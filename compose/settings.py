@@ -116,6 +116,10 @@ class WebSettings:
     max_file_mb: int = field(default=200, metadata=_help("largest upload (MB)"))
     #: Longest text translated in one request, in characters.
     max_text_chars: int = field(default=5_000, metadata=_help("longest text per request (characters)"))
+    #: Visitor sessions whose state the server keeps (each ~0.1 MB: Gradio's copy of the page's settings, a live
+    #: tab's key); past it, the least recently active is forgotten. API clients never say goodbye, so without a
+    #: bound their sessions would pile up.
+    max_sessions: int = field(default=1_000, metadata=_help("visitor sessions kept in memory"))
     #: Rooms (one speaker, many listeners) open at once, listeners per room, languages decoded per room, and how
     #: long a room may go without the speaker's audio before it ends, in seconds.
     max_rooms: int = field(default=8, metadata=_help("rooms open at once"))
@@ -135,7 +139,7 @@ class WebSettings:
     def __post_init__(self) -> None:
         limits = (self.concurrency_limit, self.stream_time_limit_s, self.queue_max_size, self.max_file_mb)
         if (
-            min(*limits, self.max_text_chars, self.max_live_streams) < 1
+            min(*limits, self.max_text_chars, self.max_live_streams, self.max_sessions) < 1
             or min(self.max_rooms, self.max_room_listeners, self.max_room_languages) < 1
             or min(self.max_backlog_s, self.idle_timeout_s, self.retention_s, self.room_idle_timeout_s) <= 0
         ):

@@ -89,6 +89,11 @@ def check_not_silent(samples: np.ndarray) -> None:
 
 #: Most channels a file may have: more is not a recording anyone makes, and each costs memory while mixing down.
 MAX_CHANNELS = 32
+#: Sample rates a file may state: outside them the header lies (a 1 Hz label would make resampling to 16 kHz
+#: allocate 16,000 samples per sample read).
+MIN_FILE_RATE_HZ, MAX_FILE_RATE_HZ = 4_000, 768_000
+#: What libsndfile reports as the length of a file whose header does not state it (its largest frame count).
+UNKNOWN_FRAMES = 2**62
 #: Files are read and mixed down to mono this many seconds at a time, so memory follows the mono length only.
 READ_BLOCK_S = 30.0
 
@@ -134,10 +139,15 @@ def _read_blocks(handle: sf.SoundFile, max_duration_s: float | None) -> np.ndarr
     rate, channels = int(handle.samplerate), int(handle.channels)
     if not 0 < channels <= MAX_CHANNELS:
         raise AudioError(f"The file has {channels} channels; at most {MAX_CHANNELS} are accepted.")
-    if rate <= 0:
-        raise AudioError(f"Invalid sample rate {rate} Hz.")
-    if max_duration_s is not None and handle.frames / rate > max_duration_s:  # from the header: nothing decoded
-        raise _too_long(handle.frames / rate, max_duration_s)
+    if not MIN_FILE_RATE_HZ <= rate <= MAX_FILE_RATE_HZ:
+        raise AudioError(
+            f"The file's sample rate ({rate} Hz) is outside "
+            f"{MIN_FILE_RATE_HZ}–{MAX_FILE_RATE_HZ} Hz: it may be corrupt."
+        )
+    # A streamed file (FLAC written to a pipe) states no length: libsndfile says "the most it can count".
+    stated_s = handle.frames / rate if handle.frames < UNKNOWN_FRAMES else None
+    if max_duration_s is not None and stated_s is not None and stated_s > max_duration_s:  # nothing decoded yet
+        raise _too_long(stated_s, max_duration_s)
     limit = None if max_duration_s is None else int(max_duration_s * rate) + 1
     blocks, frames = [], 0
     try:

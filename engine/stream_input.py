@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from engine.audio import AudioError, to_float32, to_mono
 from engine.constants import SAMPLE_RATE_HZ, WINDOW_SAMPLES
@@ -35,17 +37,38 @@ class LiveInputLimits:
 
     def check(self, samples: np.ndarray, sample_rate_hz: int) -> None:
         """Raise :class:`AudioError` with a sentence for the person when the chunk is outside the limits."""
+        if samples.dtype.kind not in "iuf" or samples.ndim > 2:
+            raise AudioError("The audio chunk is not plain PCM samples (integers or real numbers, 1 or 2 dimensions).")
+        frames, channels = (samples.shape[0], 1) if samples.ndim == 1 else sorted(samples.shape, reverse=True)
+        self.check_layout(sample_rate_hz, channels, frames)
+
+    def check_layout(self, sample_rate_hz: int, channels: int, frames: int) -> None:
+        """The same limits, from what a chunk says of itself (a file header), before any sample is read."""
         if not self.min_rate_hz <= sample_rate_hz <= self.max_rate_hz:
             raise AudioError(
                 f"The audio's sample rate ({sample_rate_hz} Hz) is outside {self.min_rate_hz}–{self.max_rate_hz} Hz."
             )
-        if samples.dtype.kind not in "iuf" or samples.ndim > 2:
-            raise AudioError("The audio chunk is not plain PCM samples (integers or real numbers, 1 or 2 dimensions).")
-        frames, channels = (samples.shape[0], 1) if samples.ndim == 1 else sorted(samples.shape, reverse=True)
-        if channels > self.max_channels:
-            raise AudioError(f"The audio has {channels} channels; at most {self.max_channels} are accepted.")
+        if not 1 <= channels <= self.max_channels:
+            raise AudioError(f"The audio has {channels} channels; 1 to {self.max_channels} are accepted.")
         if frames > self.max_chunk_s * sample_rate_hz:
             raise AudioError(f"One audio chunk may hold at most {self.max_chunk_s:g} s; send shorter chunks.")
+
+
+def read_chunk(path: str | Path, limits: LiveInputLimits) -> tuple[int, np.ndarray]:
+    """A live chunk as the browser uploads it (a small WAV file): checked against ``limits`` from its header, then
+    read as float32 (whatever its sample format: 8- to 32-bit integers, float or double). Returns (rate, samples);
+    anything unreadable raises :class:`AudioError` in the person's words."""
+    try:
+        handle = sf.SoundFile(Path(path))  # a path only: soundfile would take a number for an open descriptor
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError) as e:
+        raise AudioError("A piece of live audio could not be read as sound; it may be corrupt.") from e
+    with handle:
+        limits.check_layout(int(handle.samplerate), int(handle.channels), int(handle.frames))
+        try:
+            samples = handle.read(dtype="float32", always_2d=False)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise AudioError("A piece of live audio is truncated or corrupt and could not be read.") from e
+    return int(handle.samplerate), samples
 
 
 #: A session built without limits (offline use, tests) still refuses impossible rates and shapes, at any length.

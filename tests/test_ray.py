@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from websockets.exceptions import InvalidStatus
 
 from cluster.metrics import per_replica
 from compose.pipeline import Pipeline, build_pipeline
@@ -214,7 +215,7 @@ def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout_s: float
             probe = asyncio.run(send(f"ws://127.0.0.1:{port}/ws", np.zeros(SAMPLE_RATE_HZ // 2, np.float32)))
             if probe.messages and probe.messages[0]["type"] == "ready":
                 return
-        except OSError:
+        except (OSError, InvalidStatus):  # not listening yet, or listening before /ws is mounted (HTTP 403)
             pass
         time.sleep(1.0)
     pytest.fail(f"the second front end did not start in {timeout_s:.0f} s: {log.read_text()[-2000:]}")

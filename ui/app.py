@@ -9,7 +9,6 @@ message for that person (``gr.Error``) and never reaches anyone else.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import shutil
 import tempfile
@@ -24,17 +23,18 @@ import numpy as np
 import pandas as pd
 
 from compose.settings import Settings
-from engine.audio import SAMPLE_RATE_HZ, SILENCE_PEAK, AudioError, decode, load_audio, prepare, write_wav
+from engine.audio import SAMPLE_RATE_HZ, SILENCE_PEAK, decode, load_audio, prepare, write_wav
 from engine.file_translation import write_outputs
-from engine.languages import Capability, UnknownLanguageError, all_languages, languages_with
+from engine.languages import Capability, all_languages, languages_with
 from engine.presets import PRESETS
-from engine.scheduler_calls import SchedulerBusyError
-from engine.stream_input import LiveInputLimits
+from engine.stream_input import LiveInputLimits, read_chunk
 from engine.streaming import StreamingSession
 from engine.tasks import Task
 from safety.marking import SpeechMarker
 from safety.watermark.interface import WindowScore, describe_payload
 from ui.conversation import ConversationPage
+from ui.errors import PlainBlocks
+from ui.errors import plain_errors as _plain_errors
 from ui.live import LiveRegistry, LiveTranslation
 from ui.rooms_page import RoomsPage
 from ui.runtime import ModelNotReady, ModelRuntime
@@ -67,24 +67,6 @@ def _gpu(fn: Callable) -> Callable:
     except ImportError:
         return fn
     return spaces.GPU(fn)
-
-
-def _plain_errors(fn: Callable) -> Callable:
-    """Turn anything a handler raises into a message for the person who triggered it."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (AudioError, UnknownLanguageError, ModelNotReady, SchedulerBusyError) as e:
-            raise gr.Error(str(e)) from e
-        except gr.Error:
-            raise
-        except Exception as e:
-            log.exception("Handler %s failed", fn.__name__)
-            raise gr.Error("Something went wrong with this request; please try again.") from e
-
-    return wrapper
 
 
 def _safety_markdown(lines: list[str], title: str, checked: bool = True) -> str:
@@ -217,16 +199,23 @@ class ParleyApp:
         session = pipeline.stream(tgt, _speech_task(task_label), preset, src or None, expressive)
         return LiveTranslation(session, max_backlog_s=self.web.max_backlog_s, marker=mark)
 
+    @property
+    def live_limits(self) -> LiveInputLimits:
+        streaming = self.runtime.settings.streaming
+        return LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s)
+
     def live_chunk(self, chunk, src, tgt, task_label, preset, expressive, key, request: gr.Request):
-        """``key`` is this tab's live-state secret (its ``gr.State``); the first chunk gets one issued. Returns the
-        captions, transcript, status, the new piece of speech for the page's player, the key, and a halt signal
-        (set once, when the model is not there: the page stops recording instead of failing every chunk)."""
+        """``chunk`` is the file the browser uploaded (read here, header first, so a bad one is refused in words)
+        or, from Python, (rate, samples). ``key`` is this tab's live-state secret (its ``gr.State``); the first
+        chunk gets one issued. Returns the captions, transcript, status, the new piece of speech for the page's
+        player, the key, and a halt signal (set once, when the model is not there: the page stops recording
+        instead of failing every chunk)."""
         if chunk is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), key, gr.skip()
         if not self.runtime.status.ready:
             note = f"{self.runtime.status.message} Recording stopped."
             return gr.skip(), gr.skip(), note, gr.skip(), key, note
-        rate, samples = chunk
+        rate, samples = chunk if isinstance(chunk, tuple) else read_chunk(chunk, self.live_limits)
         key = key or self.registry.new_key()
         live = self.registry.get(
             key,
@@ -412,16 +401,16 @@ class ParleyApp:
 
     def attach_websocket(self, demo: gr.Blocks) -> None:
         """The same streams as the page (same pipeline, limits and watermark), for clients beyond the browser."""
-        settings = self.runtime.settings
-        streaming, web = settings.streaming, settings.web
+        web = self.runtime.settings.web
 
         def open_stream(start: StartMessage) -> StreamingSession:
             task = Task.S2ST if start.output == "speech" else Task.S2TT
             return self.runtime.pipeline().stream(start.target, task, start.preset, start.source, start.expressive)
 
         options = WebSocketOptions(
-            limits=LiveInputLimits(streaming.min_rate_hz, streaming.max_rate_hz, streaming.max_chunk_s),
+            limits=self.live_limits,
             max_stream_s=web.stream_time_limit_s,
+            idle_timeout_s=web.idle_timeout_s,
             workers=web.max_live_streams,
         )
         attach_websocket(demo.app, open_stream, lambda key: self.runtime.pipeline().marker(key).stream().add, options)
@@ -430,8 +419,8 @@ class ParleyApp:
 
     def build(self) -> gr.Blocks:
         # Gradio's own copies of uploads and outputs follow the same retention as Parley's outputs.
-        retention = (600, int(self.web.retention_s))
-        with gr.Blocks(title="Parley — live speech translation", delete_cache=retention) as demo:
+        retention = (int(min(600, self.web.retention_s)), int(self.web.retention_s))
+        with PlainBlocks(title="Parley — live speech translation", delete_cache=retention) as demo:
             gr.Markdown("# Parley\nSpeak, upload or type: Parley translates with SeamlessM4T v2 while you speak.")
             self._status_row(demo)
             if self.runtime.settings.cluster.backend == "ray":
@@ -510,7 +499,7 @@ class ParleyApp:
 
     def _live_tab(self, shared: _Shared) -> None:
         # Captions right under the Record button, so both are in view while recording (a phone included).
-        mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone", elem_id="mic")
+        mic = gr.Audio(sources=["microphone"], streaming=True, type="filepath", label="Microphone", elem_id="mic")
         captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="captions")
         live_status = gr.Markdown(elem_id="live-status")
         transcript = gr.Textbox(label="What was said (source transcript)", elem_id="live-transcript")
@@ -630,6 +619,7 @@ def launch(app: ParleyApp, demo: gr.Blocks, block: bool = True) -> None:
         server_port=web.port,
         share=web.share,
         max_file_size=f"{web.max_file_mb}mb",
+        state_session_capacity=web.max_sessions,
         css_paths=[PAGE_DIR / "page.css"],
         js=(PAGE_DIR / "page.js").read_text(encoding="utf-8"),
         # System fonts only: the default theme would fetch web fonts, and an offline launch makes no outside requests.

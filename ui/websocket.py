@@ -191,7 +191,7 @@ class _Connection:
         """The frame's samples; raises :class:`AudioError` (the page's words) for a frame over the limits, which
         is refused while the stream goes on, and :class:`ProtocolError` for a frame that is not whole samples."""
         if len(data) % self.dtype.itemsize:
-            raise ProtocolError(f"A {self.start.format} frame must be a whole number of samples.")
+            raise ProtocolError(f"Each {self.start.format} frame must hold a whole number of samples.")
         samples = np.frombuffer(data, dtype=self.dtype)
         self.options.limits.check(samples, self.start.sample_rate_hz)
         return samples
@@ -265,10 +265,12 @@ class WebSocketEndpoint:
             await self._session(socket)
         except WebSocketDisconnect:
             log.info("WebSocket client left mid-stream")
-        except ProtocolError as e:
+        except ProtocolError as e:  # the client's mistake: one line in the log, the sentence to the client
+            log.info("refused WebSocket stream: %s", e)
             await _close_with_error(socket, str(e), CLOSE_PROTOCOL)
         except TimeoutError:
             message = f"Nothing arrived for {self.options.idle_timeout_s:g} s; the stream was closed."
+            log.info("closed an idle WebSocket stream")
             await _close_with_error(socket, message, CLOSE_IDLE)
         except Exception:
             log.exception("WebSocket stream failed")
@@ -293,6 +295,7 @@ class WebSocketEndpoint:
                 try:
                     samples = connection.decode(message["bytes"])
                 except AudioError as e:  # as on the page: this frame is refused, the stream goes on
+                    log.info("refused a WebSocket frame: %s", e)
                     await socket.send_json({"type": "error", "message": str(e)})
                     continue
                 if samples.size == 0:
