@@ -435,3 +435,20 @@ def test_toxicity_200_archives_and_subfolders_are_read(tmp_path):
     (archives / "broken_twl.zip").write_bytes(b"not a zip")
     with pytest.raises(ToxicityListError):
         read_nllb_list(archives / "broken_twl.zip")
+
+
+def test_one_stemmer_shared_by_many_streams_threads_gives_each_word_its_own_stem():
+    """Every live stream's thread judges with the one shared judge: its Snowball stemmer keeps the word it works on
+    in the object, so unguarded threads corrupted each other's words (IndexError in a real run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from safety.toxicity.stems import Stemmer
+
+    words = [f"{stem}{ending}" for stem in ("verdammt", "scheiß", "arschloch", "dummkopf", "mistkerl")
+             for ending in ("", "e", "en", "er", "es", "ern", "ung", "ungen", "lich", "heit")] * 40  # fmt: skip
+    words = [f"{w}{i}" for i, w in enumerate(words)]  # all distinct: every call reaches the stemmer
+    want = [Stemmer("deu").stem(w) for w in words]
+    shared = Stemmer("deu")
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(shared.stem, words))
+    assert got == want

@@ -10,6 +10,7 @@ Stems shorter than :data:`MIN_STEM_LETTERS` are not matched: short stems are sha
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import snowballstemmer
@@ -28,12 +29,20 @@ MIN_STEM_LETTERS = 4
 
 
 class Stemmer:
-    """One language's Snowball stemmer, with a cache: the same words recur in every sentence of a stream."""
+    """One language's Snowball stemmer, with a cache: the same words recur in every sentence of a stream.
+
+    A Snowball stemmer keeps the word it works on in the object itself, so the streams' threads that share one
+    judge take turns (two at once corrupt each other's word: IndexError, or a wrong stem)."""
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
         self._stemmer = snowballstemmer.stemmer(SNOWBALL_LANGUAGES[lang])
-        self.stem = lru_cache(maxsize=65536)(self._stemmer.stemWord)
+        self._lock = threading.Lock()
+        self.stem = lru_cache(maxsize=65536)(self._stem_word)
+
+    def _stem_word(self, word: str) -> str:
+        with self._lock:
+            return self._stemmer.stemWord(word)
 
     @staticmethod
     def covers(lang: str) -> bool:
