@@ -452,3 +452,23 @@ def test_one_stemmer_shared_by_many_streams_threads_gives_each_word_its_own_stem
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(shared.stem, words))
     assert got == want
+
+
+def test_streams_that_first_reach_a_language_at_once_all_get_its_whole_lists():
+    """The first sentences of several streams into one language arrive close together: each must find the
+    language's lists whole (the stems were built after the lists were published, so a thread arriving in between
+    read a missing entry)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    shared = ToxicityDetector(ToxicityOptions(toxicity_dir=None))
+    sentence = "you stupid bastards, shut up"
+
+    def judge(delay_s: float):
+        time.sleep(delay_s)  # arrivals spread over the lists' loading, some during the stems' building
+        return [m.term for m in shared.detect(sentence, "eng").matches]
+
+    with ThreadPoolExecutor(40) as pool:
+        got = list(pool.map(judge, [i * 0.03 for i in range(40)]))
+    want = [m.term for m in ToxicityDetector(ToxicityOptions(toxicity_dir=None)).detect(sentence, "eng").matches]
+    assert want and got == [want] * 40

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -263,6 +264,8 @@ class ToxicityDetector:
         self._lexicons: dict[str, _Lexicon] = {}
         self._stemmed: dict[str, _Lexicon] = {}
         self._stemmers: dict[str, Stemmer] = {}
+        # Every stream's thread shares this detector: a language's lists are built once, and only whole.
+        self._loading = threading.Lock()
         self._nllb_files: dict[str, list[Path]] | None = None
         allow_list = self.options.allow_list
         self._allowed = read_allow_list(Path(allow_list)) if allow_list is not None else {}
@@ -300,17 +303,20 @@ class ToxicityDetector:
         return tuple(words)
 
     def _lexicon(self, lang: str) -> _Lexicon:
-        if lang not in self._lexicons:
-            never = self.options.exclude_terms | self._allowed.get(lang, frozenset())
-            excluded = {self._units(term, lang) for term in never}
-            units = [u for u in (self._units(entry, lang) for entry in self._list_entries(lang)) if u]
-            terms = [u for u in units if u not in excluded]
-            lexicon = _Lexicon(terms, self.options.min_stretch)
-            log.info("Toxicity list for %s: %d terms", lang, lexicon.size)
-            self._lexicons[lang] = lexicon
-            stemmer = self._stemmer(lang)
-            if stemmer is not None:
-                self._stemmed[lang] = self._stem_lexicon(terms, excluded, stemmer)
+        if lang in self._lexicons:
+            return self._lexicons[lang]
+        with self._loading:
+            if lang not in self._lexicons:
+                never = self.options.exclude_terms | self._allowed.get(lang, frozenset())
+                excluded = {self._units(term, lang) for term in never}
+                units = [u for u in (self._units(entry, lang) for entry in self._list_entries(lang)) if u]
+                terms = [u for u in units if u not in excluded]
+                lexicon = _Lexicon(terms, self.options.min_stretch)
+                log.info("Toxicity list for %s: %d terms", lang, lexicon.size)
+                stemmer = self._stemmer(lang)
+                if stemmer is not None:
+                    self._stemmed[lang] = self._stem_lexicon(terms, excluded, stemmer)
+                self._lexicons[lang] = lexicon  # last: a reader that finds it finds its stems too
         return self._lexicons[lang]
 
     def _stemmer(self, lang: str) -> Stemmer | None:
