@@ -4,7 +4,9 @@ each speech chunk's prosody comes from (what was heard since the previous chunk:
 The voice by timbre needs a speaker embedding of the source (~0.2 s on a CPU core): too slow for a live commit. So
 the first segment's first speech chunk takes the voice nearest by pitch (a few milliseconds) and starts the timbre
 choice on that segment's audio in the background; every later segment speaks in the voice it found (by pitch after
-all when that audio was too short to embed). The voice never changes inside a segment.
+all when that audio was too short to embed). A later segment's first chunk waits for that choice if it is still
+running (it started a whole segment earlier, so it normally is not): the same audio then always gets the same voices,
+however busy the machine. The voice never changes inside a segment.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class TimbreChoice:
         self._thread.start()
 
     def join(self, timeout_s: float | None = None) -> None:
-        """Wait for a running choice (tests and benchmarks; the live path never waits)."""
+        """Wait for a running choice (a later segment's first chunk, tests and benchmarks)."""
         if self._thread is not None:
             self._thread.join(timeout_s)
 
@@ -72,11 +74,12 @@ class LiveVoice:
         self._voice, self._spoken_samples = None, 0
 
     def voice(self, segment_audio: np.ndarray) -> int | None:
-        """The segment's voice, chosen at its first speech chunk: by timbre once the background choice has found
-        it, by pitch until then."""
+        """The segment's voice, chosen at its first speech chunk: by pitch in the first segment (which starts the
+        timbre choice), by the timbre choice's voice after it."""
         if self._stage is None:
             return self._default
         if self._voice is None:
+            self.timbre.join()
             self._voice = self.timbre.voice
             if self._voice is None:
                 self._voice = self._stage.speaker_for(segment_audio, timbre=False)
