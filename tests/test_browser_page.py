@@ -228,7 +228,7 @@ def _espeak_wav(tmp_path):
 
 
 def test_settings_layout_and_dropdowns(page, server):
-    for box in ("src-lang", "tgt-lang"):  # language names are never cut off under the arrow
+    for box in ("src-lang", "tgt-lang", "preset"):  # language and preset names are never cut off under the arrow
         width, room = page.locator(f"#{box} input").evaluate("(i) => [i.scrollWidth, i.clientWidth]")
         assert width <= room, box
     options = page.locator("#preset input")

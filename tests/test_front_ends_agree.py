@@ -71,8 +71,9 @@ def test_live_web_and_desktop_give_the_same_files_and_flags(settings, loaded, we
     key = None
     for i in range(0, speech.size, SAMPLE_RATE_HZ // 2):
         chunk = (SAMPLE_RATE_HZ, speech[i : i + SAMPLE_RATE_HZ // 2])  # the same samples the desktop gets
-        *_, key = web.live_chunk(chunk, SRC, TGT, SPEECH_AND_TEXT, settings.streaming.preset, True, key, Request())
+        *_, key, _ = web.live_chunk(chunk, SRC, TGT, SPEECH_AND_TEXT, settings.streaming.preset, True, key, Request())
     *_, web_files = web.live_stop(key)
+    web_files = web_files["value"]  # the downloads box's update (shown once it has files)
     web_flags = [p.flags for p in web.registry.peek(key).transcript.pieces]
 
     # the desktop's worker thread, on a capture that holds the same audio
@@ -99,6 +100,7 @@ def test_file_web_and_cli_give_the_same_files_and_flags(settings, web, speech, t
     _, _, _, web_files, report_md = web.translate_file(
         str(path), SRC, TGT, SPEECH_AND_TEXT, True, Request(), progress=lambda *a, **k: None
     )
+    web_files = web_files["value"]
     monkeypatch.setenv("PARLEY_TOXICITY_DIR", str(settings.safety.toxicity_dir))
     monkeypatch.setenv("PARLEY_CACHE_DIR", str(settings.engine.cache_dir))
     out = tmp_path / "cli"

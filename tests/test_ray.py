@@ -281,16 +281,22 @@ def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utte
     audio = recording(utterances[:4], [1.0, 1.0, 1.0, 0.5])[0]
     victim = max(pool.replicas(), key=lambda r: r.calls)
     retries = pool.retries
-    decoding = threading.Event()  # set once the uploads have calls on both replicas, while the streams run
 
     def upload():
-        progress = lambda done, _total: done >= 1 and decoding.set()  # noqa: E731
-        return pool_pipeline.translate_recording(audio, "s2st", "spa", "eng", progress, expressive=False)
+        return pool_pipeline.translate_recording(audio, "s2st", "spa", "eng", expressive=False)
 
     jobs = [*stream_jobs(pool_pipeline, utterances[:4], pause_s=CHUNK_S / 2), upload, upload]
 
+    def calls_on_victim() -> int:
+        return next(r.calls for r in pool.replicas() if r.replica == victim.replica)
+
     def kill() -> None:
-        decoding.wait(60)
+        # Once the victim is answering this test's calls (the streams keep calling it until they end), so that
+        # calls are in flight on it or routed to it before Serve notices: on a quiet machine waiting for an
+        # upload's first segment came after the streams had finished.
+        before, deadline = calls_on_victim(), time.monotonic() + 60
+        while calls_on_victim() < before + 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
         os.kill(victim.pid, signal.SIGKILL)
 
     results = on_threads([*jobs, kill])

@@ -120,10 +120,10 @@ def _wav_of(files: list[str]) -> str | None:
 def preset_label(name: str) -> str:
     """A latency preset in seconds: how often the live translation updates and what pause ends a sentence."""
     preset = PRESETS[name]
-    pause = f"a {preset.pause_s:.1f} s pause ends a sentence"
+    pause = f"{preset.pause_s:.1f} s pause ends a sentence"
     if preset.step_s is None:
-        return f"{name}: whole sentences only, {pause}"
-    return f"{name}: updates every {preset.step_s:.1f} s, {pause}"
+        return f"{name}: whole sentences; {pause}"
+    return f"{name}: every {preset.step_s:.1f} s; {pause}"
 
 
 @dataclass(frozen=True)

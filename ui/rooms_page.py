@@ -47,7 +47,7 @@ class RoomsPage:
 
     def open_room(self, src, preset, expressive, code, request: gr.Request):
         if code:
-            return gr.skip(), code, gr.Timer(active=True)
+            return gr.skip(), code, gr.Timer(active=True), gr.skip()
         pipeline = self.runtime.pipeline()
         web = self.web
 
@@ -64,14 +64,14 @@ class RoomsPage:
         try:
             room = self.registry.open(build)
         except RoomError as e:
-            return str(e), None, gr.Timer(active=False)
+            return str(e), None, gr.Timer(active=False), gr.skip()
         host = request.headers.get("host", "") if request is not None else ""
         link = f"/?room={room.code}"
         info = (
             f"**Room code:** `{room.code}` · **Link for listeners:** [{host}{link}]({link})  \n"
             "Record with the microphone below; the room ends when you end it or close this page."
         )
-        return info, room.code, gr.Timer(active=True)
+        return info, room.code, gr.Timer(active=True), gr.update(visible=True)
 
     def speaker_chunk(self, chunk, code):
         if chunk is None or not code:
@@ -92,12 +92,13 @@ class RoomsPage:
 
     def end_room(self, code):
         if not code:
-            return gr.skip(), None, None, gr.Timer(active=False)
+            return gr.skip(), gr.skip(), None, gr.Timer(active=False), gr.skip()
         room = self.registry.find(code)
         self.registry.close(code, ENDED_BY_SPEAKER)
         files = [str(p) for p in room.speaker_downloads()]
-        return "The room has ended; here are its transcript and every language's captions.", files or None, None, \
-            gr.Timer(active=False)  # fmt: skip
+        return "The room has ended; here are its transcript and every language's captions.", \
+            gr.update(value=files or None, visible=bool(files)), None, gr.Timer(active=False), \
+            gr.update(visible=False)  # fmt: skip
 
     def speaker_left(self, code) -> None:
         """The speaker's tab closed: the room ends for everyone."""
@@ -128,7 +129,7 @@ class RoomsPage:
                 room.leave(key)
             key = room.join(lang, output == SPEECH_AND_TEXT)
         except RoomError as e:
-            return str(e), None, gr.Timer(active=False)
+            return str(e), None, gr.Timer(active=False), gr.skip()
         return f"**Room {room.code}** · listening in {lang}.", key, gr.Timer(active=True)
 
     def listener_tick(self, code, key):
@@ -162,22 +163,26 @@ class RoomsPage:
             gr.Markdown("### A room for listeners\nOthers follow you live, each in their own language.")
             open_button = gr.Button("Open a room", elem_id="room-open")
             info = gr.Markdown(elem_id="room-info")
-            mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Speak to the room",
-                           elem_id="room-mic")  # fmt: skip
-            status = gr.Markdown(elem_id="room-status")
-            transcript = gr.Textbox(label="What you said", elem_id="room-transcript")
-            end = gr.Button("End the room", elem_id="room-end")
-            files = gr.File(label="Room downloads", file_count="multiple", elem_id="room-files")
+            # The room's own controls appear once it is open, and its downloads once it has ended.
+            with gr.Column(visible=False, elem_id="room-controls") as controls:
+                mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Speak to the room",
+                               elem_id="room-mic")  # fmt: skip
+                status = gr.Markdown(elem_id="room-status")
+                transcript = gr.Textbox(label="What you said", elem_id="room-transcript")
+                end = gr.Button("End the room", elem_id="room-end")
+            files = gr.File(label="Room downloads", file_count="multiple", elem_id="room-files", visible=False)
         code = gr.State(None, delete_callback=self.speaker_left)
         timer = gr.Timer(SPEAKER_POLL_S, active=False)
         open_button.click(
-            self.open_room, inputs=[shared.src, shared.preset, shared.expressive, code], outputs=[info, code, timer]
+            self.open_room,
+            inputs=[shared.src, shared.preset, shared.expressive, code],
+            outputs=[info, code, timer, controls],
         )
         live_event = {"concurrency_limit": self.web.max_live_streams, "concurrency_id": "room-speakers"}
         mic.stream(self._plain(self.speaker_chunk), inputs=[mic, code], outputs=[status, transcript],
                    stream_every=0.5, time_limit=self.web.stream_time_limit_s, **live_event)  # fmt: skip
         timer.tick(self.speaker_tick, inputs=[code], outputs=[status, transcript])
-        end.click(self._plain(self.end_room), inputs=[code], outputs=[info, files, code, timer])
+        end.click(self._plain(self.end_room), inputs=[code], outputs=[info, files, code, timer, controls])
 
     def listener_panel(self, demo: gr.Blocks) -> None:
         """Shown only when the page is opened with ``?room=CODE``: join, then follow live."""
