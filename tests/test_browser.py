@@ -48,22 +48,27 @@ def mic_wav(speech_dir):
     return write_wav(speech_dir / "mic.wav", audio)
 
 
-@pytest.fixture(scope="module")
-def server(tiny_settings, tmp_path_factory):
-    from compose.settings import WebSettings
+def serve_app(settings, work_dir):
+    """A real Parley server with the model loaded, for a module's browser tests: yields (app, URL), then closes."""
     from ui.app import ParleyApp, launch
     from ui.runtime import ModelRuntime
 
-    port = free_port()
-    settings = dataclasses.replace(tiny_settings, web=WebSettings(port=port))  # what a user gets by default
     runtime = ModelRuntime(settings)
     runtime.start()
     assert runtime.wait(120).ready
-    app = ParleyApp(runtime, tmp_path_factory.mktemp("work"))
+    app = ParleyApp(runtime, work_dir)
     demo = app.build()
     launch(app, demo, block=False)
-    yield app, f"http://127.0.0.1:{port}"
+    yield app, f"http://127.0.0.1:{settings.web.port}"
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_settings, tmp_path_factory):
+    from compose.settings import WebSettings
+
+    settings = dataclasses.replace(tiny_settings, web=WebSettings(port=free_port()))  # what a user gets by default
+    yield from serve_app(settings, tmp_path_factory.mktemp("work"))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from engine.audio import load_audio, write_wav
-from tests.test_browser import BROWSER_FLAGS, free_port, mic_wav  # noqa: F401  (mic_wav: the fake microphone)
+from tests.test_browser import BROWSER_FLAGS, free_port, mic_wav, serve_app  # noqa: F401  (mic_wav: the fake microphone)
 
 from playwright.sync_api import expect, sync_playwright  # isort: skip  (after test_browser's checks)
 
@@ -53,19 +53,9 @@ CAPTIONS_LOOK_JS = """() => {
 @pytest.fixture(scope="module")
 def server(tiny_settings, tmp_path_factory):
     from compose.settings import WebSettings
-    from ui.app import ParleyApp, launch
-    from ui.runtime import ModelRuntime
 
-    port = free_port()
-    settings = dataclasses.replace(tiny_settings, web=WebSettings(port=port))  # what a user gets by default
-    runtime = ModelRuntime(settings)
-    runtime.start()
-    assert runtime.wait(120).ready
-    app = ParleyApp(runtime, tmp_path_factory.mktemp("work"))
-    demo = app.build()
-    launch(app, demo, block=False)
-    yield app, f"http://127.0.0.1:{port}"
-    demo.close()
+    settings = dataclasses.replace(tiny_settings, web=WebSettings(port=free_port()))  # what a user gets by default
+    yield from serve_app(settings, tmp_path_factory.mktemp("work"))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ if shutil.which("chromium") is None:
 
 from playwright.sync_api import expect, sync_playwright
 
-from tests.test_browser import BROWSER_FLAGS, choose, expect_audio
+from tests.test_browser import BROWSER_FLAGS, choose, expect_audio, serve_app
 
 ARTIFACTS = REPO / "test-artifacts"
 PORT = 7981  # this suite's own port (7980–7999)
@@ -44,20 +44,11 @@ def mic_wav(speech_dir):
 @pytest.fixture(scope="module")
 def server(tiny_settings, tmp_path_factory):
     from compose.settings import WebSettings
-    from ui.app import ParleyApp, launch
-    from ui.runtime import ModelRuntime
 
     # A backlog long enough that a busy test machine never has the room skip audio: the test compares the room's
     # text with a solo session's on the same audio.
     settings = dataclasses.replace(tiny_settings, web=WebSettings(port=PORT, max_backlog_s=300))
-    runtime = ModelRuntime(settings)
-    runtime.start()
-    assert runtime.wait(120).ready
-    app = ParleyApp(runtime, tmp_path_factory.mktemp("work"))
-    demo = app.build()
-    launch(app, demo, block=False)
-    yield app, f"http://127.0.0.1:{PORT}"
-    demo.close()
+    yield from serve_app(settings, tmp_path_factory.mktemp("work"))
 
 
 @pytest.fixture(scope="module")
