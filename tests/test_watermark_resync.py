@@ -93,3 +93,32 @@ def test_stretch_reads_at_a_multiple_of_the_rate():
     np.testing.assert_allclose(stretch(ramp, 1.25)[:5], [0, 1.25, 2.5, 3.75, 5.0])
     np.testing.assert_allclose(stretch(ramp, 0.5, start=10, length=3), [5.0, 5.5, 6.0])
     assert stretch(ramp, 1.0) is not None and stretch(ramp, 2.0).size == 500
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_two_column_chip_runs_survive_tempo_changes(speech, factor):
+    """Chips that keep their sign for two columns (32 ms) outlast WSOLA's ±10 ms grain shifts at tempo ±10 %,
+    read by the tempo hypotheses and the early exit of the search."""
+    runs = SpreadSpectrumWatermarker(WatermarkKey("resync-test-key"), WatermarkOptions(chip_run_columns=2))
+    chips = runs.layout.chips
+    assert np.array_equal(chips[0::2], chips[1::2])  # each run of two columns shares its sign
+    assert np.allclose(chips.reshape(-1, runs.layout.span, chips.shape[1]).sum(axis=1), 0.0)  # host cancels
+    result = runs.detect(tempo(runs.embed(speech, SAMPLE_RATE_HZ, PAYLOAD), factor), SAMPLE_RATE_HZ)
+    assert result.payload == PAYLOAD and result.p_value < 1e-3
+
+
+@pytest.mark.parametrize("run", [0, 3, 8])
+def test_chip_runs_must_cancel_along_time(run):
+    with pytest.raises(ValueError, match="chip_run_columns"):
+        WatermarkOptions(chip_run_columns=run)
+
+
+def test_frequency_scales_share_one_analysis(watermarker, marked):
+    """Placements for several frequency scales at once equal those made one scale at a time."""
+    detector, scales = watermarker._detector, [0.97, 1.0, 1.03]
+    together = detector.placements_by_scale(marked, scales)
+    for scale, found in zip(scales, together, strict=True):
+        alone = detector.placements(marked, scale)
+        assert [item.grid.start for item in found] == [item.grid.start for item in alone]
+        np.testing.assert_allclose([item.best_score for item in found], [item.best_score for item in alone])

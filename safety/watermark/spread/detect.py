@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import ndtr
@@ -60,28 +62,43 @@ class Detector:
         down to refine_step_samples. Each grid holds every phase of the period (period_columns placements).
         ``frequency_scale``: see :meth:`TileAnalyzer.band_power`; ``step`` (a divisor of the hop) overrides
         search_step_samples, for a coarser and cheaper search."""
+        return self.placements_by_scale(audio, (frequency_scale,), step)[0]
+
+    def placements_by_scale(
+        self, audio: np.ndarray, frequency_scales: Sequence[float], step: int | None = None
+    ) -> list[list[Instances]]:
+        """:meth:`placements` for each of ``frequency_scales``, sharing the STFTs: a frequency scale only reads
+        the bins differently, so the hypotheses of one time scale cost one STFT per offset, not one each."""
         options, analyzer = self._options, self._analyzer
         step = step or options.search_step_samples
-        fine_power = analyzer.band_power(analyzer.spectra(audio, step), frequency_scale)
+        fine_spectra = analyzer.spectra(audio, step)
         per_hop = options.hop_samples // step
-        candidates = [self._grid(fine_power[offset::per_hop], offset * step) for offset in range(per_hop)]
-        grids = [grid for pair in candidates for grid in pair if grid.features.shape[0] >= 2]
-        found = [self.instances(grid) for grid in grids]
-        if not found:
-            return found
-        top = max(found, key=lambda item: item.best_score)
-        delta = step // 2
-        while delta >= max(1, options.refine_step_samples):
-            for start in (top.grid.start - delta, top.grid.start + delta):
-                if start < 0:
-                    continue
-                power = analyzer.band_power(analyzer.spectra(audio[start:], options.hop_samples), frequency_scale)
-                refined = self._grid(power, start)[0]
-                if refined.features.shape[0] >= 2:
-                    found.append(self.instances(refined))
+
+        @functools.cache
+        def hop_spectra(start: int) -> np.ndarray:
+            return analyzer.spectra(audio[start:], options.hop_samples)
+
+        results = []
+        for frequency_scale in frequency_scales:
+            fine_power = analyzer.band_power(fine_spectra, frequency_scale)
+            candidates = [self._grid(fine_power[offset::per_hop], offset * step) for offset in range(per_hop)]
+            grids = [grid for pair in candidates for grid in pair if grid.features.shape[0] >= 2]
+            found = [self.instances(grid) for grid in grids]
+            results.append(found)
+            if not found:
+                continue
             top = max(found, key=lambda item: item.best_score)
-            delta //= 2
-        return found
+            delta = step // 2
+            while delta >= max(1, options.refine_step_samples):
+                for start in (top.grid.start - delta, top.grid.start + delta):
+                    if start < 0:
+                        continue
+                    refined = self._grid(analyzer.band_power(hop_spectra(start), frequency_scale), start)[0]
+                    if refined.features.shape[0] >= 2:
+                        found.append(self.instances(refined))
+                top = max(found, key=lambda item: item.best_score)
+                delta //= 2
+        return results
 
     def decide(self, found: list[Instances], p_value: float, hypotheses: int = 1) -> WatermarkResult:
         """Decode the strongest few placements of ``found``; one whose payload passes the CRC is scored on every
@@ -154,7 +171,7 @@ class Detector:
         pad = np.zeros((span - 1, per_block.shape[1]))
         per_block, per_block_used = np.concatenate([per_block, pad]), np.concatenate([per_block_used, pad])
         # A symbol starting at column c covers columns c..c+span-1 (missing columns past the end count as unused).
-        projection = sum((-1) ** dt * per_block[dt : dt + rows] for dt in range(span))
+        projection = sum(layout.run_signs[dt] * per_block[dt : dt + rows] for dt in range(span))
         used = sum(per_block_used[dt : dt + rows] for dt in range(span))
         enough = used >= options.min_tiles_per_symbol
         # In units of the embedding target over the usable tiles, scaled by sqrt(usable / all tiles) of the symbol:

@@ -7,8 +7,10 @@ by a, and each tile's power is read at g times its frequency (:meth:`TileAnalyze
 (s, 1), tempo t is (t, t), pitch p is (1, p). The search is coarse-to-fine, as audiowmark's speed search is
 (coarse grid of speeds, then refinement): every hypothesis of the coarse grid is scored by its best pilot
 placement on a middle excerpt, the best few are refined on a 3 x 3 grid on the whole recording, and the best
-refinement is decoded. Every hypothesis that can be tried counts in the p-value (Bonferroni), so the wider search
-cannot make unmarked audio look marked more often than the p-value says.
+refinement is decoded. Hypotheses of one time scale share their STFTs (a frequency scale only reads the bins
+differently), and the search stops at the first coarse hypothesis whose own time scale reads the payload. Every
+hypothesis that can be tried counts in the p-value (Bonferroni), so the wider search cannot make unmarked audio
+look marked more often than the p-value says.
 """
 
 from __future__ import annotations
@@ -67,30 +69,48 @@ class ResyncSearch:
         """The best hypothesis's decode, with times mapped back to the recording's own."""
         options, detector = self._options, self._detector
         excerpt = round(options.coarse_excerpt_s * SAMPLE_RATE_HZ)
-        scored = []
+        by_time: dict[float, list[float]] = {}
         for a, g in self.coarse:
+            by_time.setdefault(a, []).append(g)
+        scored = []
+        for a, scales in by_time.items():
             middle = max(0, (round(audio.size / a) - excerpt) // 2)
-            found = detector.placements(stretch(audio, a, middle, excerpt), g, options.hop_samples)
-            scored.append((max((item.best_score for item in found), default=-math.inf), a, g))
+            placed = detector.placements_by_scale(stretch(audio, a, middle, excerpt), scales, options.hop_samples)
+            for g, found in zip(scales, placed, strict=True):
+                scored.append((max((item.best_score for item in found), default=-math.inf), a, g))
         scored.sort(reverse=True)
-        best = (-math.inf, 1.0, [])
-        steps = (-1, 0, 1)
+        # The pilots' chance is counted over every hypothesis of this search, and the result's over all.
+        stage = len(self.coarse) + 9 * options.fine_candidates
+        best: tuple[float, float, list] = (-math.inf, 1.0, [])
+        decoded: list | None = None
         for _, a, g in scored[: options.fine_candidates]:
-            for da in steps:
-                restored_a = a * (1 + options.fine_time_step) ** da
+            for index, (restored_a, scales) in enumerate(self._refinements(a, g)):
                 restored = stretch(audio, restored_a)
-                for dg in steps:
-                    found = detector.placements(restored, g * (1 + options.fine_pitch_step) ** dg)
+                for found in detector.placements_by_scale(restored, scales):
                     score = max((item.best_score for item in found), default=-math.inf)
                     if score > best[0]:
                         best = (score, restored_a, found)
+                if index == 0 and best[2] and best[2] is not decoded:
+                    decoded = best[2]
+                    # Early exit: the coarse hypothesis's time scale often reads the payload, and the six
+                    # refinements around it then cost far more than decoding it. Decoding here adds no hypothesis:
+                    # every one of the search is already counted in the p-value (a placement decoded again at the
+                    # end gives the same answer, so it is no second chance).
+                    early = detector.decide(best[2], min(1.0, stage * detector.pilot_p(best[2])), self.hypotheses)
+                    if early.payload is not None:
+                        return _in_recording_time(early, best[1])
         _, a, found = best
         if not found:
             return WatermarkResult(detected=False, payload=None, score=0.0, p_value=1.0)
-        # The pilots' chance is counted over every hypothesis of this search, and the result's over all.
-        stage = len(self.coarse) + 9 * options.fine_candidates
         result = detector.decide(found, min(1.0, stage * detector.pilot_p(found)), self.hypotheses)
         return _in_recording_time(result, a)
+
+    def _refinements(self, a: float, g: float) -> list[tuple[float, list[float]]]:
+        """The 3 x 3 refinement grid around coarse hypothesis (a, g) as (time scale, its three frequency scales),
+        the hypothesis's own time scale first."""
+        options = self._options
+        scales = [g * (1 + options.fine_pitch_step) ** dg for dg in (0, -1, 1)]
+        return [(a * (1 + options.fine_time_step) ** da, scales) for da in (0, -1, 1)]
 
 
 def _in_recording_time(result: WatermarkResult, time_scale: float) -> WatermarkResult:
