@@ -37,12 +37,20 @@ class Instances:
         self._soft = soft
         self._layout = layout
         self._options = options
-        # Pilot t-scores for every phase at once: gather each pilot's instances for all phases.
-        pilots = layout.pilot_symbols
-        soft, _ = self._gather(np.arange(options.period_columns)[:, None, None], layout.symbol_rows[:pilots])
-        energy = np.sum(soft**2, axis=(1, 2))
+        # Pilot t-scores for every phase at once. A pilot's instances for phase p are its excerpt columns
+        # congruent to (its pattern row - p) modulo the period, so fold its sums (and sums of squares) over the
+        # columns modulo the period once, then read one folded value per pilot and phase: (period, pilots) reads
+        # instead of (period, repeats, pilots), the search's largest single cost before.
+        pilots, period = layout.pilot_symbols, options.period_columns
+        columns = soft.shape[0]
+        padded = np.zeros((-(-columns // period) * period, pilots))
+        padded[:columns] = soft[:, :pilots]
+        folded = padded.reshape(-1, period, pilots)
+        index = ((layout.symbol_rows[:pilots] - np.arange(period)[:, None]) % period, np.arange(pilots))
+        total = folded.sum(axis=0)[index].sum(axis=1)
+        energy = (folded**2).sum(axis=0)[index].sum(axis=1)
         #: Synchronisation t-score of the pilots for every phase.
-        self.pilot_scores = np.where(energy > 0, soft.sum(axis=(1, 2)) / np.sqrt(np.maximum(energy, 1e-30)), 0.0)
+        self.pilot_scores = np.where(energy > 0, total / np.sqrt(np.maximum(energy, 1e-30)), 0.0)
         self.best_score = float(self.pilot_scores.max())
 
     def top_phases(self) -> np.ndarray:
