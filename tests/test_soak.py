@@ -8,9 +8,14 @@ whether it plateaus (the longer ``bench/soak.py --minutes N`` shows the curve, m
 
 from __future__ import annotations
 
+import gc
+import weakref
+from dataclasses import dataclass
+
 import pytest
 
 from bench.soak import SoakReport, run
+from ui.live import LiveRegistry
 
 #: RSS growth allowed over the second half, MB per minute (the issue's bound).
 MAX_SLOPE_MB_PER_MIN = 1.0
@@ -32,3 +37,30 @@ def test_no_errors_and_no_file_outlives_the_retention_rule(report):
 @pytest.mark.xfail(reason="#14: RSS still grows ~20 MB/min in a 2-minute soak; plateau not shown yet", strict=False)
 def test_memory_is_flat_over_the_second_half(report):
     assert report.slope_mb_per_min <= MAX_SLOPE_MB_PER_MIN, "\n".join(report.lines())
+
+
+@dataclass
+class _Stream:
+    """What the registry reads of a :class:`ui.live.LiveTranslation`."""
+
+    finished: bool
+    last_active: float
+
+
+def test_stopped_streams_are_freed_once_quiet():
+    """The soak's leak: every stopped live stream stayed in the registry (with its VAD copy and decoder caches)
+    until its tab closed, which an API client never does; now housekeeping frees it after the idle timeout."""
+    registry = LiveRegistry()
+    stopped = registry.get("a", lambda: _Stream(False, last_active=5.0), owner="tab-1")
+    running = registry.get("b", lambda: _Stream(False, last_active=5.0), owner="tab-1")
+    recent = registry.get("c", lambda: _Stream(True, last_active=50.0), owner="tab-2")
+    stopped.finished = True
+    gone = weakref.ref(stopped)
+    del stopped
+    assert registry.drop_finished(since=20.0) == 1  # stopped and quiet; not the running one, nor a recent stop
+    gc.collect()
+    assert gone() is None, "something still holds the stopped stream"
+    assert registry.peek("b") is running and registry.peek("c") is recent
+    registry.drop("b")
+    registry.drop_owner("tab-2")
+    assert len(registry) == 0 and registry._owners == {} and registry._owner_of == {}  # no key left behind

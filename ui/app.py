@@ -263,7 +263,8 @@ class ParleyApp:
 
     def housekeeping(self, now: float | None = None) -> None:
         """Close live streams idle for ``idle_timeout_s`` (their state freed, their downloads kept for the Stop that
-        may still come) and delete outputs older than ``retention_s``. Runs every few seconds on its own thread."""
+        may still come), free stopped ones as long idle, and delete outputs older than ``retention_s``. Runs every
+        few seconds on its own thread."""
         now = time.monotonic() if now is None else now
         self.rooms.registry.end_idle(now)
         for key, live in self.registry.idle(now - self.web.idle_timeout_s):
@@ -271,6 +272,7 @@ class ParleyApp:
             live.finish()
             self._closed[key] = [str(p) for p in live.write_downloads(self._output_folder("live-"))]
             self.registry.drop(key)
+        self.registry.drop_finished(now - self.web.idle_timeout_s)
         cutoff = time.time() - self.web.retention_s
         for folder in self.work_dir.iterdir():
             if folder.is_dir() and folder.stat().st_mtime < cutoff:
