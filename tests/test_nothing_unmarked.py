@@ -45,9 +45,9 @@ from ui.terminal import TerminalView
 
 LINES = ["Good morning, this is a test of live translation", "Thank you for listening to the end",
          "The trains are late again today", "Please close the window"]  # fmt: skip
-#: Three examples per path, not shrunk: a failure prints its example and the output's figures (a shrink would redo
+#: Two examples per path, not shrunk: a failure prints its example and the output's figures (a shrink would redo
 #: minutes of translation), and every path shares one server and its model.
-FEW = settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+FEW = settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
                database=None, phases=(Phase.explicit, Phase.generate))  # fmt: skip
 
 recordings = st.tuples(
