@@ -1,12 +1,12 @@
 """The bounded soak (CI's share of ``bench/soak.py``): mixed live, file and text visitors at a fixed rate against
-one server process for two minutes after a warm-up. Nothing may fail, no temp file may outlive the retention rule,
+one server process for 1.75 minutes after a 30 s warm-up. Nothing may fail, no temp file may outlive the retention rule,
 and memory must be flat over the second half.
 
 Memory grew about 20 MB/min here. Most of it was a leak: every stopped live stream kept its VAD copy, decoder
 caches and audio until its tab closed, and the soak's clients, like any API client, never close one; housekeeping
 now frees them (``LiveRegistry.drop_finished``). Most of the rest was glibc keeping freed heap (Python's live
 allocations grew under 1 MB/min while one ``malloc_trim`` gave back 14-25 MB); housekeeping now gives it back
-(:mod:`ui.heap`). What remains measured +1.1 MB/min over a one-minute second half on a loaded machine, just above
+(:mod:`ui.heap`). What remains measured +1.1 and +1.3 MB/min over a one-minute second half on a loaded machine, above
 the bound, so that check stays an expected failure; ``bench/soak.py --minutes 10`` shows the curve minute by minute.
 The figures are printed (``pytest -rP`` shows them).
 """
@@ -28,7 +28,7 @@ MAX_SLOPE_MB_PER_MIN = 1.0
 
 @pytest.fixture(scope="module")
 def report() -> SoakReport:
-    report = run(minutes=2.0, retention_s=10.0, warmup_s=45.0)
+    report = run(minutes=1.75, retention_s=10.0, warmup_s=30.0)
     print("\n".join(report.lines()))
     return report
 
@@ -41,7 +41,7 @@ def test_no_errors_and_no_file_outlives_the_retention_rule(report):
     assert max(s.temp_files for s in report.samples) > 0, summary  # … and there were some to delete
 
 
-@pytest.mark.xfail(reason="#14: about +1 MB/min remains in a 2-minute soak (bound 1 MB/min); plateau not shown yet",
+@pytest.mark.xfail(reason="#14: about +1 MB/min remains in this short soak (bound 1 MB/min); plateau not shown yet",
                    strict=False)  # fmt: skip
 def test_memory_is_flat_over_the_second_half(report):
     assert report.slope_mb_per_min <= MAX_SLOPE_MB_PER_MIN, "\n".join(report.lines())
