@@ -92,10 +92,14 @@ def keep_valid_target(task_label: str, tgt: str, last_spoken: str):
     if tgt in codes:
         spoken = tgt if task_label == SPEECH_AND_TEXT else last_spoken
         return gr.update(choices=choices, value=tgt), spoken, ""
-    names = dict((code, label) for label, code in target_choices(TEXT_ONLY))
     value = last_spoken if last_spoken in codes else "spa"
-    note = f"{names.get(tgt, tgt)} cannot be spoken; the target is {names[value]} again."
+    note = f"{_target_name(tgt)} cannot be spoken; the target is {_target_name(value)} again."
     return gr.update(choices=choices, value=value), value, note
+
+
+def _target_name(code: str) -> str:
+    """A target's name as the list shows it (the code itself when it is none the list holds)."""
+    return dict((c, label) for label, c in target_choices(TEXT_ONLY)).get(code, code)
 
 
 def _speech_task(task_label: str) -> Task:
@@ -258,8 +262,7 @@ class ParleyApp:
         except ValueError as e:
             return str(e)
         output = "spoken and shown" if task_label == SPEECH_AND_TEXT else "shown, not spoken"
-        names = dict((code, label) for label, code in target_choices(TEXT_ONLY))
-        told = f"From the next sentence the translation is in {names.get(tgt, tgt)}, {output}."
+        told = f"From the next sentence the translation is in {_target_name(tgt)}, {output}."
         kept = [line for line in (note or "").splitlines() if line and not line.startswith("From the next")]
         return "\n\n".join([*kept, told])
 
