@@ -7,8 +7,9 @@ import csv
 
 import pytest
 
-from safety.toxicity import TOXICITY_ASSETS, ToxicityDetector
+from safety.toxicity import TOXICITY_ASSETS, ToxicityDetector, ToxicityOptions
 from safety.toxicity.lists import bundled_terms, read_restored
+from safety.toxicity.stems import trimmed
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,23 @@ def test_thai_list_matches_inside_unsegmented_text_but_drops_short_entries(detec
     assert not detector.detect("รถเมล์มาสายอีกแล้ว", "tha").toxic
     thai = (TOXICITY_ASSETS / "tnprofanity" / "tha.txt").read_text(encoding="utf-8").split()
     assert thai and min(len(entry) for entry in thai) >= 4
+
+
+def test_languages_without_a_stemmer_match_a_list_word_with_a_short_ending(detector):
+    """Welsh has no Snowball stemmer: *cach* "shit" in a list finds *cachu*, up to two letters more and no further;
+    a word with combining marks is never trimmed (Telugu రొట్టె "bread" would leave a list word)."""
+    assert "cach" in [t.lower() for t in bundled_terms("cym")]
+    assert detector.detect("Cachu, mae'r bws yn hwyr.", "cym").toxic
+    assert not detector.detect("Mae'r bws yn hwyr.", "cym").toxic
+    assert not detector.detect("Cachiadau bws.", "cym").toxic  # five letters more: another word
+    assert not detector.detect("అన్నా తాజా రొట్టె కొన్నారు.", "tel").toxic
+    plain = ToxicityDetector(ToxicityOptions(suffix_letters=0))
+    assert not plain.detect("Cachu, mae'r bws yn hwyr.", "cym").toxic
+
+
+def test_trimmed_keeps_four_letters_and_leaves_marked_words_whole():
+    assert trimmed("cachu", 1) == "cach"
+    assert trimmed("cachu", 2) == ""  # three letters would be left
+    assert trimmed("रोटियां", 1) == ""
+    with pytest.raises(ValueError, match="suffix_letters"):
+        ToxicityOptions(suffix_letters=-1)
