@@ -82,6 +82,6 @@ def test_babble_is_not_taken_for_the_speakers_syllables(speech, babble, monkeypa
     heard = noisy(speech, 10.0, babble)
     clean = count_syllables(speech)
     assert abs(count_syllables(heard) / clean - 1) < 0.2
-    # (the module, not the function the package exports under the same name)
-    monkeypatch.setattr(importlib.import_module("engine.prosody.analysis.activity"), "NOISE_SPREAD_STD", 0.0)  # the floor's median alone
+    # The floor's median alone (patched in the module, not in the function the package exports under its name):
+    monkeypatch.setattr(importlib.import_module("engine.prosody.analysis.activity"), "NOISE_SPREAD_STD", 0.0)
     assert count_syllables(heard) / clean - 1 > 0.2
