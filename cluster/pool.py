@@ -107,7 +107,8 @@ class ReplicaPool:
         while True:
             state_arg = () if state is None else ((state.ref, state if carried else None),)
             try:
-                reply = getattr(self._handle, method).remote(args[0], *state_arg, *args[1:]).result()
+                handle = self._handle.options(method_name=method, session_id=args[0])  # the key: its replica
+                reply = handle.remote(args[0], *state_arg, *args[1:]).result()
             except RETRYABLE as e:
                 self.retries += 1
                 if notify is not None and not notified:
