@@ -249,6 +249,7 @@ def start_session(options: DesktopOptions, settings: Settings) -> tuple[Streamin
     watermark marker that every piece of its speech goes through."""
     import transformers
 
+    from cluster.head import PoolUnavailableError
     from compose.pipeline import build_pipeline
     from engine.languages import UnknownLanguageError
     from engine.models import ModelUnavailableError
@@ -259,7 +260,7 @@ def start_session(options: DesktopOptions, settings: Settings) -> tuple[Streamin
         pipeline = build_pipeline(settings)
         session = pipeline.stream(options.tgt_lang or options.src_lang, options.task, src_lang=options.src_lang)
         return session, pipeline.marker(f"desktop-{os.getpid()}-{os.urandom(4).hex()}")  # one session id per run
-    except (ModelUnavailableError, UnknownLanguageError) as e:
+    except (ModelUnavailableError, UnknownLanguageError, PoolUnavailableError) as e:
         raise SetupError(str(e)) from e
 
 
