@@ -32,6 +32,10 @@ LOOPBACK = "127.0.0.1"
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 #: How often replicas report metrics (Ray's default is 10 s; the status panel and the tests read them sooner).
 METRICS_REPORT_MS = 2000
+#: A local head's system settings. Ray's memory monitor is off: it kills workers (the replicas, Serve's
+#: controller) whenever the *machine* nears its memory limit, which on a machine shared with other programs
+#: happens without any Ray process being large; the kernel's OOM killer still guards the machine.
+LOCAL_SYSTEM_CONFIG = {"metrics_report_interval_ms": METRICS_REPORT_MS, "memory_monitor_refresh_ms": 0}
 
 
 class PoolUnavailableError(RuntimeError):
@@ -68,7 +72,7 @@ def start(settings: Settings) -> Head:
                 dashboard_port=cluster.ray_dashboard_port or None,
                 _node_ip_address=LOOPBACK,
                 _metrics_export_port=cluster.ray_metrics_port,
-                _system_config={"metrics_report_interval_ms": METRICS_REPORT_MS},
+                _system_config=LOCAL_SYSTEM_CONFIG,
                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},  # replicas import Parley from this checkout
                 logging_level=logging.WARNING,
                 log_to_driver=False,
