@@ -181,11 +181,14 @@ def test_a_text_request_through_the_pool_equals_the_local_one(pool_pipeline, pip
 
 def test_a_state_missing_on_a_replica_is_sent_again(pool_pipeline, utterances):
     """A call naming an encoder state no replica holds is answered after the state is carried (any replica)."""
+    from cluster.pool import PendingState
+
     pool = pool_pipeline.pool
     session = pool.session("miss")
     state = session.encode(utterances[0][: 2 * SAMPLE_RATE_HZ])
     tokens = session.continue_text(state, "spa", [], 8)
-    unknown, resends = dataclasses.replace(state, ref="never-cached"), pool.resends
+    unknown = PendingState(state.audio, dataclasses.replace(state.wire, ref="never-cached"))
+    resends = pool.resends
     assert session.continue_text(unknown, "spa", [], 8) == tokens and tokens
     assert pool.resends == resends + 1
 
@@ -325,9 +328,9 @@ def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utte
             break
         time.sleep(1.0)
     assert states.get("RUNNING") == 2, states
-    session = pool.session("after")
-    for _ in range(40):  # the replacement answers calls too
-        session.encode(utterances[0][:SAMPLE_RATE_HZ])
+    for i in range(40):  # the replacement answers calls too (new sessions: each stays on the replica it hashes to)
+        session = pool.session(f"after{i}")
+        session.continue_text(session.encode(utterances[0][:SAMPLE_RATE_HZ]), "spa", [], 1)
         if len({r.replica for r in pool.replicas()} - {r.replica for r in [victim]}) >= 2:
             break
     assert len({r.replica for r in pool.replicas()} - {victim.replica}) >= 2, pool.replicas()
