@@ -221,6 +221,15 @@ def step_ms(model: torch.nn.Module, rows: int, repeats: int = 4) -> float:
     return 1000 * statistics.median(times)
 
 
+def step_pair_ms(model: torch.nn.Module, pairs: int = 5) -> tuple[float, float]:
+    """Median 1-row and 8-row step times, measured in alternation so a change in the machine's load moves both."""
+    one, eight = [], []
+    for _ in range(pairs):
+        one.append(step_ms(model, 1))
+        eight.append(step_ms(model, 8))
+    return statistics.median(one), statistics.median(eight)
+
+
 @torch.inference_mode()
 def encoder_s(loaded, features: tuple[torch.Tensor, torch.Tensor], repeats: int = 2) -> float:
     """Median seconds of one speech-encoder pass over ``features`` (10 s of speech)."""
@@ -243,7 +252,7 @@ def stage_table(tiny, speech: np.ndarray) -> None:
     figures = {}
 
     def measure(precision: str, loaded) -> None:
-        figures[precision] = encoder_s(loaded, features), step_ms(loaded.model, 1), step_ms(loaded.model, 8)
+        figures[precision] = encoder_s(loaded, features), *step_pair_ms(loaded.model)
         encoder, one, eight = figures[precision]
         print(f"{precision:>10} {encoder:>9.2f} {one:>9.0f} {eight:>10.0f} {eight / 8:>10.0f} {eight / one:>6.2f}",
               flush=True)  # fmt: skip

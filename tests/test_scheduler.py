@@ -93,6 +93,26 @@ def test_greedy_batch_equals_generate_per_row(translator, audios):
     assert widths[0] == 6 and widths[-1] < 6  # finished rows left the batch
 
 
+def test_greedy_batch_suppresses_tokens_as_generate_does(translator, audios):
+    """A generation config's suppress list (the benchmark's full-size model suppresses most of the vocabulary) is
+    applied by one cached mask and gives what ``generate`` gives row by row."""
+    gen = translator.loaded.model.generation_config
+    encoded = [translator.encode(audio) for audio in audios[:3]]
+    free = [translator.continue_text(e, "spa", [], 10) for e in encoded]
+    try:
+        gen.suppress_tokens = sorted({t for tokens in free for t in tokens[:3]})
+        expected = [translator.continue_text(e, "spa", [], 10) for e in encoded]
+        batch = GreedyBatch(translator.loaded.model, [DecodeRow(e.hidden_states[0], "spa", (), 10) for e in encoded])
+        while not batch.done:
+            batch.step()
+    finally:
+        gen.suppress_tokens = None
+    specials = set(translator.loaded.tokenizer.all_special_ids)
+    for i, want in enumerate(expected):
+        assert want != free[i]  # the suppress list changed the output, so the test sees it applied
+        assert [t for t in batch.new_tokens(i) if t not in specials] == want
+
+
 def test_rows_joining_mid_decode_equal_generate(translator, audios):
     """Continuous batching: rows that join a batch in flight (other lengths, prompts, targets) decode as alone."""
     specs = [(audios[i], TARGETS[i % 4], 3 * (i % 3), 10 + i) for i in range(5)]
