@@ -283,15 +283,15 @@ def send_like_client(session, audio: np.ndarray) -> list:
 
 def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utterances, local_streams):
     """SIGKILL one replica while four streams and two uploads of four utterances keep both replicas busy: each
-    gives exactly the local backend's text, calls in flight were sent again (the streams that had one saw one
-    "reconnecting" notice), and Serve replaces the replica."""
+    gives exactly the local backend's text, calls were moved to the other replica (those in flight sent again: a
+    stream whose call the pool saw fail shows one "reconnecting" notice), and Serve replaces the replica."""
     from ray import serve
 
     from cluster.pool import RECONNECTING
 
     pool = pool_pipeline.pool
     audio = recording(utterances[:4], [1.0, 1.0, 1.0, 0.5])[0]
-    retries, killed = pool.retries, []
+    retries, resends, killed = pool.retries, pool.resends, []
 
     def upload():
         return pool_pipeline.translate_recording(audio, "s2st", "spa", "eng", expressive=False)
@@ -308,11 +308,12 @@ def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utte
             if busiest.calls - before.get(busiest.replica, 0) >= 3:
                 break
             time.sleep(0.02)
-        killed.append(busiest)
+        killed.append((busiest, busiest.calls - before.get(busiest.replica, 0)))
         os.kill(busiest.pid, signal.SIGKILL)
 
     results = on_threads([*jobs, kill])
-    [victim] = killed
+    [(victim, answered)] = killed
+    assert answered >= 3  # killed while it was serving this test's sessions, not after they had ended
     for got, want in zip(results[:4], local_streams[:4], strict=True):
         assert committed(got) == committed(want) and committed(want)
     want_file = one_thread(lambda: pipeline.translate_recording(audio, "s2st", "spa", "eng", expressive=False))
@@ -320,7 +321,9 @@ def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utte
         assert [s.text for s in got.segments] == [s.text for s in want_file.segments]
         assert np.array_equal(got.audio, want_file.audio)
     notices = [[e.message for e in r if isinstance(e, Notice)] for r in results[:4]]
-    assert pool.retries > retries and all(n in ([], [RECONNECTING]) for n in notices), (pool.retries, notices)
+    # A call the kill caught is sent again by the pool (one notice) or, when Serve's router learns of the death
+    # first, routed to the other replica; a moved session's call that names a state carries it once ("missing").
+    assert all(n in ([], [RECONNECTING]) for n in notices), (pool.retries - retries, pool.resends - resends, notices)
 
     deadline = time.monotonic() + REPLACED_TIMEOUT_S
     while time.monotonic() < deadline:
