@@ -51,6 +51,10 @@ class SegmentEnd(StreamEvent):
     end_s: float
     text: str  # the segment's whole committed text, masked where the judge asked for it
     transcript: str | None = None  # the segment in the spoken language, when the session knows it
+    #: The language the segment was translated into and whether it was spoken: both can change between segments
+    #: (:meth:`engine.streaming.StreamingSession.retarget`), never within one.
+    tgt_lang: str = ""
+    spoken: bool = False
 
 
 @dataclass(frozen=True)

@@ -117,15 +117,17 @@ class StreamingSession:
             if src_lang is None:
                 raise ValueError("streaming transcription needs the spoken language (src_lang)")
             tgt_lang = src_lang
-        capability = Capability.SPEECH_OUTPUT if self.task.speech_output else Capability.TEXT
-        self.tgt_lang = get_language(tgt_lang, capability).code
+        self.tgt_lang = _target_code(tgt_lang, self.task)
         self.src_lang = get_language(src_lang, Capability.TEXT).code if src_lang is not None else None
         self.preset = PRESETS[preset] if isinstance(preset, str) else preset
         self._backend = backend
         self._judge = judge
         self._voice = LiveVoice(expressive, speaker_id)
-        unsegmented = get_language(self.tgt_lang).unsegmented
-        self._policy = policy(self.preset.agreement_n, (lambda _: True) if unsegmented else backend.starts_word)
+        self._make_policy = policy
+        self._policy = self._new_policy()
+        #: What the next segment is translated into (:meth:`retarget`): written by whoever calls it, read only when
+        #: a segment opens, so a change never splits a segment.
+        self._wanted: tuple[Task, str] = (self.task, self.tgt_lang)
         self._input = StreamInput(limits)
         self._segmenter = StreamSegmenter(vad, self.preset)
         self._pacer = StepPacer(self.preset.step_s) if self.preset.step_s is not None else None
@@ -146,6 +148,16 @@ class StreamingSession:
         if self._finished:
             raise RuntimeError("this session is finished; start a new one")
         return self._busy(lambda: self._windows(self._input.push(samples, sample_rate_hz)))
+
+    def retarget(self, tgt_lang: str, task: Task | str) -> None:
+        """Translate from the next segment on into ``tgt_lang``, spoken (``s2st``) or not (``s2tt``): the listener
+        changed. The open segment finishes as it started and committed text stays; the change costs nothing (the
+        encoder's states do not depend on the target). Safe to call from another thread than the one pushing
+        audio. Raises :class:`~engine.languages.UnknownLanguageError` for a target the output cannot have."""
+        task = Task(task)
+        if task not in (Task.S2ST, Task.S2TT) or self.task is Task.ASR:
+            raise ValueError("only a translation's target and output can change during a stream")
+        self._wanted = (task, _target_code(tgt_lang, task))
 
     def check(self, samples: np.ndarray, sample_rate_hz: int) -> None:
         """Raise :class:`~engine.audio.AudioError` when ``push`` would refuse this chunk (outside the limits)."""
@@ -213,8 +225,7 @@ class StreamingSession:
 
     def _on_step(self, step: SegmentStep) -> list[StreamEvent]:
         if self._open is None or self._open.audio is not step.segment:
-            self._open = _Decoding(step.segment)
-            self._voice.start_segment()
+            self._open_segment(step.segment)
         decoding = self._open
         state = self._backend.encode(decoding.audio.audio)
         budget = token_budget(decoding.audio.duration_s) - len(decoding.committed)
@@ -227,6 +238,19 @@ class StreamingSession:
             self._partial = partial
             events.append(self._stamp(PartialText, text=partial))
         return events
+
+    def _open_segment(self, audio: SegmentAudio) -> None:
+        wanted = self._wanted
+        if wanted != (self.task, self.tgt_lang):
+            self.task, self.tgt_lang = wanted
+            self._policy = self._new_policy()  # whether words need a start test depends on the target's script
+        self._open = _Decoding(audio)
+        self._voice.start_segment()
+
+    def _new_policy(self) -> CommitPolicy:
+        unsegmented = get_language(self.tgt_lang).unsegmented
+        starts_word = (lambda _: True) if unsegmented else self._backend.starts_word
+        return self._make_policy(self.preset.agreement_n, starts_word)
 
     def _end_segment(self, decoding: _Decoding, state: EncoderState, rest: list[int]) -> list[StreamEvent]:
         events = self._commit(decoding, state, rest)
@@ -245,6 +269,8 @@ class StreamingSession:
             end_s=audio.end_sample / SAMPLE_RATE_HZ,
             text=shown,
             transcript=transcript,
+            tgt_lang=self.tgt_lang,
+            spoken=self.task.speech_output,
         )
         self.segments.append(end)
         events.append(end)
@@ -347,6 +373,11 @@ class StreamingSession:
             compute_s=self._compute_s + busy,
             **fields,
         )
+
+
+def _target_code(tgt_lang: str, task: Task) -> str:
+    capability = Capability.SPEECH_OUTPUT if task.speech_output else Capability.TEXT
+    return get_language(tgt_lang, capability).code
 
 
 def committed_word_delays(events: Iterable[StreamEvent]) -> list[float]:

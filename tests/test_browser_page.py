@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 
 import numpy as np
@@ -16,9 +17,25 @@ import pytest
 import soundfile as sf
 
 from engine.audio import load_audio, write_wav
-from tests.test_browser import BROWSER_FLAGS, free_port, mic_wav, serve_app  # noqa: F401  (mic_wav: the fake microphone)
+from tests.test_browser import BROWSER_FLAGS, choose, free_port, mic_wav, serve_app  # noqa: F401  (mic_wav: the fake microphone)
 
+from axe_playwright_python.sync_playwright import Axe  # isort: skip
 from playwright.sync_api import expect, sync_playwright  # isort: skip  (after test_browser's checks)
+
+#: axe-core's rule groups for what issue 15 asks: colour contrast, correct ARIA, and every control and region named.
+#: Left out: color-contrast-enhanced, WCAG AAA's 7:1 (the issue and the README ask for AA's 4.5:1; Gradio's labels
+#: are 4.8:1).
+AXE_OPTIONS = {
+    "runOnly": {"type": "tag", "values": ["cat.color", "cat.aria", "cat.forms", "cat.name-role-value"]},
+    "rules": {"color-contrast-enhanced": {"enabled": False}},
+}
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's violations on the page as it is now: rule, and the first few elements that break it."""
+    violations = Axe().run(page, options=AXE_OPTIONS).response["violations"]
+    return [f"{v['id']}: {[n['target'] for n in v['nodes'][:4]]}" for v in violations]
+
 
 #: WCAG AA contrast for normal text.
 MIN_CONTRAST = 4.5
@@ -106,9 +123,10 @@ def test_a_live_stream_looks_steady_plays_back_to_back_and_clears(page, server, 
     mic_button(page, "Record").focus()
     page.keyboard.press("Enter")  # started from the keyboard …
     expect(mic_button(page, "Stop")).to_be_visible(timeout=10_000)
-    expect(page.locator("#tgt-lang input")).to_be_disabled()  # a stream keeps its settings, and the page says so
-    expect(page.locator("#task input").first).to_be_disabled()
-    expect(page.locator("#settings-note")).to_contain_text("locked while recording")
+    expect(page.locator("#src-lang input")).to_be_disabled()  # a stream keeps these settings, and the page says so
+    expect(page.locator("#preset input")).to_be_disabled()
+    expect(page.locator("#expressive input")).to_be_disabled()
+    expect(page.locator("#settings-note")).to_contain_text("stay as the stream started")
     expect(page.locator("#live-clear")).to_be_disabled()  # Clear cannot silently start a new session
     looks = []
     for _ in range(32):  # every 250 ms for 8 s while captions update
@@ -120,8 +138,8 @@ def test_a_live_stream_looks_steady_plays_back_to_back_and_clears(page, server, 
     page.keyboard.press("Enter")  # … and stopped from it: the focus followed the button
     expect(mic_button(page, "Record")).to_be_visible(timeout=10_000)
     expect(page.locator("#live-files")).to_contain_text(re.compile(r"translation\s*\.wav"), timeout=30_000)
-    expect(page.locator("#tgt-lang input")).to_be_enabled()
-    expect(page.locator("#settings-note")).not_to_contain_text("locked")
+    expect(page.locator("#src-lang input")).to_be_enabled()
+    expect(page.locator("#settings-note")).not_to_contain_text("stay as")
 
     # The player's timeline: every piece in order, none starting before the previous one ended, all played through.
     page.wait_for_function(
@@ -151,6 +169,50 @@ def test_a_live_stream_looks_steady_plays_back_to_back_and_clears(page, server, 
     expect(page.locator("#live-transcript textarea")).to_have_value("")
     expect(page.locator("#captions .committed")).to_have_count(0)
     assert page.locator("#captions .placeholder").evaluate(CONTRAST_JS) >= MIN_CONTRAST
+
+
+def test_a_target_and_output_changed_mid_stream_apply_from_the_next_sentence(page, server):
+    app = server[0]
+    mic_button(page, "Record").click()
+    expect(mic_button(page, "Stop")).to_be_visible(timeout=10_000)
+    expect(page.locator("#tgt-lang input")).to_be_enabled()  # what a listener may change while recording
+    expect(page.locator("#task input").first).to_be_enabled()
+    expect(page.locator("#settings-note")).to_contain_text("applies from the next sentence")
+    page.wait_for_timeout(8000)  # 8 s into the stream
+    [live] = [live for _, live in app.registry.idle(math.inf)]  # this page's stream, on the server
+    _wait_for_segment(page, live, lambda e: True)  # (a busy machine may not have ended a sentence yet)
+    before = len(live.stream.segments)
+    shown = page.locator("#captions .committed").inner_text()
+    choose(page, "tgt-lang", "French")
+    expect(page.locator("#settings-note")).to_contain_text("From the next sentence the translation is in French")
+    assert not axe_violations(page), axe_violations(page)  # while recording, a notice showing
+    french = _wait_for_segment(page, live, lambda e: e.tgt_lang == "fra")
+    targets = [e.tgt_lang for e in live.stream.segments]
+    assert before >= 1 and targets[:before] == ["spa"] * before  # earlier sentences stay as they were
+    assert targets[:french] == ["spa"] * french and set(targets[french:]) == {"fra"}  # the change splits no sentence
+    assert page.locator("#captions .committed").inner_text().startswith(shown.strip())
+
+    page.locator("#task").get_by_text("Text only").click()
+    expect(page.locator("#settings-note")).to_contain_text(re.compile(r"in French .*, shown, not spoken"))
+    silent = _wait_for_segment(page, live, lambda e: not e.spoken)
+    page.wait_for_timeout(1500)  # speech of the sentences before it reaches the player
+    pieces = page.evaluate("() => window.parley.player.log.length")
+    _wait_for_segment(page, live, lambda e: not e.spoken, after=silent + 1)
+    page.wait_for_timeout(1500)
+    assert page.evaluate("() => window.parley.player.log.length") == pieces  # text only: no new speech
+    assert all(e.tgt_lang == "fra" for e in live.stream.segments[silent:])
+    mic_button(page, "Stop").click()
+    expect(mic_button(page, "Record")).to_be_visible(timeout=30_000)
+
+
+def _wait_for_segment(page, live, match, after: int = 0, timeout_s: float = 60.0) -> int:
+    """Index of the first sentence from ``after`` on that the stream ended and that ``match`` accepts."""
+    for _ in range(int(timeout_s * 4)):
+        found = [i for i, e in enumerate(live.stream.segments) if i >= after and match(e)]
+        if found:
+            return found[0]
+        page.wait_for_timeout(250)
+    raise AssertionError(f"no such sentence in {live.stream.segments}")
 
 
 def _fetch(page, url: str, tmp_path):
@@ -243,6 +305,15 @@ def test_settings_layout_and_dropdowns(page, server):
     expect(page.locator("#settings-row")).to_be_visible()
 
 
+def test_axe_finds_no_contrast_aria_or_label_fault_on_any_tab(page, server):
+    found = {}
+    for tab in ("Live", "File", "Text", "Conversation", "Verify watermark"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(300)
+        found[tab] = axe_violations(page)
+    assert found == {tab: [] for tab in found}, found
+
+
 def test_on_a_phone_the_captions_show_beside_record_while_recording(browser, server):
     from tests.conftest import REPO
 
@@ -277,6 +348,13 @@ def test_verify_tab_words_and_plot(page, server, mic_wav, tmp_path, capsys):  # 
     assert cli(["detect", str(marked)]) == 0
     assert words in capsys.readouterr().out  # the CLI names the session the same way
     expect(page.locator("#verify-plot")).to_contain_text("rare by chance above this")  # the threshold line
+
+    short = write_wav(tmp_path / "short.wav", marker(load_audio(mic_wav)[16_000:20_000]))  # 0.25 s, marked
+    page.locator("#verify-in").get_by_label("Clear").click()
+    page.locator("#verify-in input[type=file]").set_input_files(str(short))
+    page.locator("#verify-go").click()
+    needs = f"needs {create_watermarker().min_payload_s:.1f} s of sound"  # the watermark's own figure, not the page's
+    expect(page.locator("#verify-result")).to_contain_text(f"too short to hold a payload (it {needs})", timeout=30_000)
 
     silent = write_wav(tmp_path / "silent.wav", np.zeros(32_000, np.float32))
     page.locator("#verify-in").get_by_label("Clear").click()

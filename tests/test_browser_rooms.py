@@ -8,6 +8,7 @@ same chunks: every listener's captions must equal that session's committed text.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import shutil
 
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 
 from engine.audio import load_audio, write_wav
-from engine.stream_events import CommittedText
+from engine.constants import SAMPLE_RATE_HZ
+from engine.stream_events import CommittedText, SpeechChunk
 from tests.conftest import REPO, espeak, parse_subtitles, recording
 
 pytest.importorskip("playwright")
@@ -136,11 +138,18 @@ def test_room_three_languages_late_joiner_and_end(browser, server, monkeypatch):
     assert captions(late) == texts[0]  # the late joiner got the earlier transcript
 
     pipeline = app.runtime.pipeline()
-    for (_, lang), text in zip(LISTENERS, texts, strict=False):
+    for (_, lang), text, page in zip(LISTENERS, texts, listeners, strict=False):
         session = pipeline.stream(lang, task="s2st", src_lang="eng", expressive=False)
         events = [e for s, r in received for e in session.push(s, r)] + session.finish()
         solo = "".join(e.text for e in events if isinstance(e, CommittedText))
         assert text == " ".join(solo.split()), lang
+        # The listener's player (the Live tab's queued one): pieces back to back, none cut off, none lost.
+        log = page.evaluate("async () => { await window.parley.player.chain; return window.parley.player.log; }")
+        assert log, lang
+        for before, after in itertools.pairwise(log):
+            assert after["start"] >= before["start"] + before["duration"] - 1e-6, lang  # no overlap
+        spoken_s = sum(e.audio.shape[0] for e in events if isinstance(e, SpeechChunk)) / SAMPLE_RATE_HZ
+        assert abs(sum(piece["duration"] for piece in log) - spoken_s) < 0.01 * len(log), lang  # nothing lost
 
     listeners[1].locator("#listener-download").click()
     expect(listeners[1].locator("#listener-files")).to_contain_text(".srt", timeout=10_000)

@@ -276,10 +276,10 @@ def test_rooms_and_listeners_are_bounded_and_codes_unguessable(pipeline, tmp_pat
     assert "3 listening: fra 1, spa 2" in room.speaker_status()
     other = quiet_room(pipeline, tmp_path, "OTHER")
     with pytest.raises(RoomError, match="not in this room"):
-        other.view(keys[0], 0.0)  # a listener's key reaches their own room only
+        other.view(keys[0])  # a listener's key reaches their own room only
     registry.end_idle(room.last_active + 61)
     assert room.ended == ENDED_IDLE and len(registry) == 0
-    assert room.view(keys[0], 0.0).ended and room.view(keys[0], 0.0).status == ENDED_IDLE
+    assert room.view(keys[0]).ended and room.view(keys[0]).status == ENDED_IDLE
     with pytest.raises(RoomError, match="silence"):
         room.join("spa", True)
     registry.open(lambda c: quiet_room(pipeline, tmp_path, c))  # an ended room no longer counts
@@ -295,7 +295,7 @@ def test_every_listener_hears_their_own_watermark(pipeline, tmp_path):
     voice = (0.2 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
     voice += np.random.default_rng(0).normal(0, 0.02, voice.shape).astype(np.float32)
     room.on_events("spa", [SpeechChunk(segment=0, source_time_s=0.5, emitted_at=0.0, compute_s=0.0, audio=voice)])
-    played = [room.view(k, now=0.0).speech for k in keys]
+    played = [room.view(k).speech for k in keys]
     assert all(p is not None and p.shape == voice.shape for p in played) and not np.array_equal(*played)
     payloads = []
     for key in keys:

@@ -113,6 +113,33 @@ def test_speech_output_follows_each_commit(translator, vad_model, speech):
     assert sum(isinstance(e, SpeechChunk) for e in events) == sum(isinstance(e, CommittedText) for e in events)
 
 
+def test_a_retarget_applies_from_the_next_segment(translator, vad_model, speech):
+    """The listener changes the target and turns speech off while the first segment is open: it finishes as it
+    started, every later one is what a stream started with the new target gives (segments do not depend on it)."""
+    session = StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "spa", "s2st")
+    step = SAMPLE_RATE_HZ // 2
+    events = []
+    for i in range(0, speech.shape[0], step):
+        if session.open_segment_s and not any(isinstance(e, CommittedText) for e in events[1:]):
+            session.retarget("fra", "s2tt")  # while the first segment is open
+        events += session.push(speech[i : i + step], SAMPLE_RATE_HZ)
+    events += session.finish()
+    ends = [e for e in events if isinstance(e, SegmentEnd)]
+    assert len(ends) == 3
+    assert [(e.tgt_lang, e.spoken) for e in ends] == [("spa", True), ("fra", False), ("fra", False)]
+    assert {e.segment for e in events if isinstance(e, SpeechChunk)} == {0}  # no speech once text only
+    _, before = run(translator, vad_model, speech, tgt_lang="spa", task="s2tt")  # speaking leaves the text as it is
+    _, after = run(translator, vad_model, speech, tgt_lang="fra", task="s2tt")
+    unchanged = [e for e in before if isinstance(e, SegmentEnd)][:1]
+    retargeted = [e for e in after if isinstance(e, SegmentEnd)][1:]
+    assert [e.text for e in ends] == [e.text for e in unchanged + retargeted]
+    with pytest.raises(ValueError, match="not supported"):
+        session.retarget("ell", "s2st")  # Greek cannot be spoken
+    asr = StreamingSession(translator, StreamingVad.for_new_stream(vad_model), "eng", "asr", src_lang="eng")
+    with pytest.raises(ValueError, match="only a translation"):
+        asr.retarget("fra", "s2tt")
+
+
 def test_committed_text_is_never_retracted(translator, vad_model, speech):
     session, events = run(translator, vad_model, speech, tgt_lang="spa", preset="low", src_lang="eng")
     assert committed(events).strip() == " ".join(e.text for e in session.segments)

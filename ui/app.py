@@ -51,12 +51,12 @@ MODEL_GROUP = "model"
 LIVE_GROUP = "live"
 
 PAGE_DIR = Path(__file__).resolve().parent
-#: A readable payload needs a few seconds of marked speech: for a clip shorter than this, the Verify tab says it may
-#: be too short to hold one (instead of "unreadable", which suggests tampering, or a bare "not found").
-PAYLOAD_CLIP_S = 4.0
 #: The Verify plot's line: built-in window scores are about N(0, 1) without a mark; above 3 is rare by chance.
 CHANCE_SCORE = 3.0
-SETTINGS_LOCKED = "Settings are locked while recording: stop to change the language, output or latency."
+SETTINGS_LOCKED = (
+    "While recording, the source language, latency and voice stay as the stream started (stop to change them); "
+    "a new target language or output applies from the next sentence."
+)
 CLEARED = "Cleared: captions, transcript, translated speech and downloads."
 
 
@@ -92,10 +92,14 @@ def keep_valid_target(task_label: str, tgt: str, last_spoken: str):
     if tgt in codes:
         spoken = tgt if task_label == SPEECH_AND_TEXT else last_spoken
         return gr.update(choices=choices, value=tgt), spoken, ""
-    names = dict((code, label) for label, code in target_choices(TEXT_ONLY))
     value = last_spoken if last_spoken in codes else "spa"
-    note = f"{names.get(tgt, tgt)} cannot be spoken; the target is {names[value]} again."
+    note = f"{_target_name(tgt)} cannot be spoken; the target is {_target_name(value)} again."
     return gr.update(choices=choices, value=value), value, note
+
+
+def _target_name(code: str) -> str:
+    """A target's name as the list shows it (the code itself when it is none the list holds)."""
+    return dict((c, label) for label, c in target_choices(TEXT_ONLY)).get(code, code)
 
 
 def _speech_task(task_label: str) -> Task:
@@ -137,11 +141,18 @@ class _Shared:
     expressive: gr.Checkbox
     row: gr.Row
     note: gr.Markdown
+    task_switched: gr.events.Dependency  # the output switch, after the target was kept valid for it
 
     @property
     def controls(self) -> list[gr.components.Component]:
-        """What a live stream reads when it starts: locked while it runs."""
+        """What a live stream reads when it starts."""
         return [self.src, self.tgt, self.task, self.preset, self.expressive]
+
+    @property
+    def locked(self) -> list[gr.components.Component]:
+        """What a running stream cannot change (its segmenter, voice and transcript were built for them): locked
+        while it runs. The target and the output can change: from the next sentence."""
+        return [self.src, self.preset, self.expressive]
 
 
 class ParleyApp:
@@ -227,18 +238,33 @@ class ParleyApp:
         return live.captions_html(), live.transcript_text(), live.status_text(), piece, key, gr.skip()
 
     def live_start(self):
-        """Recording starts: the previous recording's results go, and the settings lock (a stream keeps the
-        settings it started with), saying why."""
+        """Recording starts: the previous recording's results go, and the settings a stream cannot change lock,
+        saying why."""
         lock = gr.update(interactive=False)
         return (
             LiveTranslation.empty_captions_html(), "", "", None, gr.update(value=None, visible=False),
-            *([lock] * 5), SETTINGS_LOCKED, lock,
+            *([lock] * 3), SETTINGS_LOCKED, lock,
         )  # fmt: skip
 
     @staticmethod
     def live_unlock():
         unlock = gr.update(interactive=True)
-        return *([unlock] * 5), "", unlock
+        return *([unlock] * 3), "", unlock
+
+    def live_retarget(self, tgt, task_label, key, note):
+        """The target or the output changed while recording: the stream takes it from its next sentence (the text
+        so far stays), and the settings note says so under any line it already holds."""
+        live = self.registry.peek(key)
+        if live is None or live.finished or not tgt:
+            return gr.skip()
+        try:
+            live.stream.retarget(tgt, _speech_task(task_label))
+        except ValueError as e:
+            return str(e)
+        output = "spoken and shown" if task_label == SPEECH_AND_TEXT else "shown, not spoken"
+        told = f"From the next sentence the translation is in {_target_name(tgt)}, {output}."
+        kept = [line for line in (note or "").splitlines() if line and not line.startswith("From the next")]
+        return "\n\n".join([*kept, told])
 
     def live_stop(self, key):
         """Returns captions, transcript, status, the last piece for the player, the whole played speech (the saved
@@ -375,13 +401,15 @@ class ParleyApp:
             return "### Nothing to check\nThe recording is silent, so it cannot carry a watermark.", _evidence([])
         audio = prepare(samples, rate, max_duration_s=max_s)
         result = pipeline.watermarker.detect(audio, SAMPLE_RATE_HZ)
-        clip_s = audio.shape[0] / SAMPLE_RATE_HZ
-        short = f" At {clip_s:.1f} s, the clip may be too short to hold a payload." if clip_s < PAYLOAD_CLIP_S else ""
+        # The watermark knows how much sound a payload needs; a shorter clip is "too short", never "unreadable"
+        # (which suggests tampering).
+        needs = f"{pipeline.watermarker.min_payload_s:.1f} s of sound"
+        short = f" The clip is too short to hold a payload (it needs {needs})." if result.too_short else ""
         if result.detected:
             if result.payload is not None:
                 who = describe_payload(result.payload)
-            elif short:
-                who = "present, but the clip is too short to hold a payload"
+            elif result.too_short:
+                who = f"present, but the clip is too short to hold a payload (it needs {needs})"
             else:
                 who = "present, but the payload could not be read"
             ranges = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in result.marked_s) or "—"
@@ -494,8 +522,10 @@ class ParleyApp:
             )  # fmt: skip
         note = gr.Markdown(elem_id="settings-note")
         last_spoken = gr.State("spa")  # the last target that can be spoken, to go back to
-        task.change(keep_valid_target, inputs=[task, tgt, last_spoken], outputs=[tgt, last_spoken, note])
-        return _Shared(src, tgt, task, preset, expressive, row, note)
+        switched = task.change(
+            keep_valid_target, inputs=[task, tgt, last_spoken], outputs=[tgt, last_spoken, note], show_progress="hidden"
+        )
+        return _Shared(src, tgt, task, preset, expressive, row, note, switched)
 
     def _live_tab(self, shared: _Shared) -> None:
         # Captions right under the Record button, so both are in view while recording (a phone included).
@@ -518,7 +548,7 @@ class ParleyApp:
         key = gr.State(None, delete_callback=self.registry.drop)  # this tab's live-state secret (server side only)
         texts = [captions, transcript, live_status]
         mic.start_recording(
-            self.live_start, outputs=[*texts, speaker, live_files, *shared.controls, shared.note, clear],
+            self.live_start, outputs=[*texts, speaker, live_files, *shared.locked, shared.note, clear],
             js="() => window.parley.resetPlayer()", queue=False, **quiet,
         )  # fmt: skip
         mic.stream(
@@ -533,7 +563,12 @@ class ParleyApp:
         mic.stop_recording(
             _plain_errors(_gpu(self.live_stop)), inputs=[key], outputs=[*texts, feed, speaker, live_files],
             **live_event, **quiet,
-        ).then(self.live_unlock, outputs=[*shared.controls, shared.note, clear], queue=False, **quiet)  # fmt: skip
+        ).then(self.live_unlock, outputs=[*shared.locked, shared.note, clear], queue=False, **quiet)  # fmt: skip
+        # A listener's change mid-stream: the target (picked, or put back by the output switch) and the output.
+        retarget = {"fn": self.live_retarget, "inputs": [shared.tgt, shared.task, key, shared.note],
+                    "outputs": [shared.note], "queue": False, **quiet}  # fmt: skip
+        shared.tgt.input(**retarget)
+        shared.task_switched.then(**retarget)
         feed.change(None, inputs=[feed], js="(piece) => window.parley.play(piece)")
         halt.change(None, js="() => window.parley.stopRecording()")
         clear.click(
@@ -600,6 +635,22 @@ def _evidence(windows: list[WindowScore]) -> pd.DataFrame:
     )
 
 
+def _theme() -> gr.themes.Base:
+    """System fonts only (the default theme would fetch web fonts, and an offline launch makes no outside
+    requests); hints, info lines and primary buttons darker than Gradio's, for 4.5:1 contrast (axe-core found
+    1.9:1 and 2.8:1)."""
+    theme = gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )
+    return theme.set(
+        body_text_color_subdued="*neutral_600",
+        button_primary_background_fill="*primary_700",
+        button_primary_background_fill_hover="*primary_800",
+        button_primary_background_fill_dark="*primary_700",
+        button_primary_background_fill_hover_dark="*primary_800",
+    )
+
+
 def build_app(settings: Settings, work_dir: Path | None = None) -> tuple[ParleyApp, gr.Blocks]:
     """The whole app; starts loading the model in the background right away."""
     runtime = ModelRuntime(settings)
@@ -622,10 +673,7 @@ def launch(app: ParleyApp, demo: gr.Blocks, block: bool = True) -> None:
         state_session_capacity=web.max_sessions,
         css_paths=[PAGE_DIR / "page.css"],
         js=(PAGE_DIR / "page.js").read_text(encoding="utf-8"),
-        # System fonts only: the default theme would fetch web fonts, and an offline launch makes no outside requests.
-        theme=gr.themes.Default(
-            font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
-        ),
+        theme=_theme(),
     )
     app.attach_websocket(demo)
     app.start_housekeeping()

@@ -1,7 +1,8 @@
 () => {
-  // Parley's page behaviour that Gradio's components lack: a gapless player for live speech, announcements for
-  // screen readers, focus that follows the Record/Stop button, dropdowns that close on Tab and open at the chosen
-  // language, and captions brought into view when recording starts on a small screen.
+  // Parley's page behaviour that Gradio's components lack: a gapless player for live speech (the Live tab's and a
+  // room listener's), announcements for screen readers, focus that follows the Record/Stop button, dropdowns that
+  // close on Tab and open at the chosen language, and captions brought into view when recording starts on a small
+  // screen.
   const parley = (window.parley = window.parley || {});
   const byId = (id) => document.getElementById(id);
   const micButton = (name) =>
@@ -47,8 +48,10 @@
     return [];
   };
 
-  // ---- recording starts: unlock audio (a user gesture), bring the captions into view on a small screen ----
+  // ---- recording starts (or a room's listener joins, afresh): unlock audio (a user gesture), bring the captions
+  // into view on a small screen ----
   document.addEventListener("click", (e) => {
+    if (e.target.closest && e.target.closest("#listener-join")) { parley.resetPlayer(); context(); return; }
     const button = e.target.closest && e.target.closest("#mic button");
     if (!button || !(button.getAttribute("aria-label") || button.textContent).trim().startsWith("Record")) return;
     context();
@@ -92,7 +95,7 @@
 
   // ---- announcements: captions and status are live regions (their containers persist across updates) ----
   const announce = () => {
-    for (const id of ["captions", "live-status", "model-status", "settings-note"]) {
+    for (const id of ["captions", "live-status", "model-status", "settings-note", "listener-captions", "listener-status"]) {
       const el = byId(id);
       if (el && !el.hasAttribute("aria-live")) {
         el.setAttribute("aria-live", "polite");
@@ -101,9 +104,16 @@
     }
   };
 
-  new MutationObserver(() => { announce(); keepFocus(); openAtChoice(); }).observe(document.body, {
+  // ---- Gradio's "Empty value" placeholders name a plain div, which ARIA forbids (axe-core: aria-prohibited-attr):
+  // they are the picture of an empty output, so they get that role ----
+  const nameEmpties = () => {
+    for (const el of document.querySelectorAll(".empty[aria-label]:not([role])")) el.setAttribute("role", "img");
+  };
+
+  new MutationObserver(() => { announce(); keepFocus(); openAtChoice(); nameEmpties(); }).observe(document.body, {
     childList: true,
     subtree: true,
   });
   announce();
+  nameEmpties();
 }

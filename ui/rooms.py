@@ -27,7 +27,6 @@ import numpy as np
 
 from engine.audio import write_wav
 from engine.background_stream import BackgroundStream
-from engine.constants import SAMPLE_RATE_HZ
 from engine.outputs import write_cues
 from engine.room import EventSink, RoomFullError, RoomSession
 from engine.stream_events import SpeechChunk, StreamEvent
@@ -69,21 +68,19 @@ class Listener:
     marker: SpeechMarker
     player: MarkedStream = field(init=False)
     unplayed: list[np.ndarray] = field(default_factory=list)  # speech not yet handed to the page's player
-    playing_until: float = 0.0  # monotonic time at which the piece last handed out ends
     handed_out: int = 0  # samples handed out: the player's timeline
 
     def __post_init__(self) -> None:
         self.player = self.marker.stream()
 
-    def take_speech(self, now: float) -> np.ndarray | None:
-        """The speech waiting, marked with this listener's payload, once the previous piece has played (the
-        page's player restarts on each new piece)."""
-        if not self.unplayed or now < self.playing_until:
+    def take_speech(self) -> np.ndarray | None:
+        """The speech waiting, marked with this listener's payload: the page's player queues it after what it is
+        playing, so it is handed out as soon as it is there."""
+        if not self.unplayed:
             return None
         audio = self.player.add(np.concatenate(self.unplayed), self.handed_out)
         self.unplayed = []
         self.handed_out += audio.shape[0]
-        self.playing_until = now + audio.shape[0] / SAMPLE_RATE_HZ
         return audio
 
 
@@ -215,13 +212,13 @@ class Room:
         with self._lock:
             self._listeners.pop(key, None)
 
-    def view(self, key: str, now: float) -> ListenerView:
+    def view(self, key: str) -> ListenerView:
         """What this listener sees and hears now: the language's captions (the whole transcript so far, so a late
         joiner reads what was said before), the tentative tail, their speech, and whether the room ended."""
         with self._lock:
             listener = self._listener(key)
             feed = self._feeds[listener.lang]
-            speech = listener.take_speech(now) if listener.speech else None
+            speech = listener.take_speech() if listener.speech else None
             captions = captions_html(feed.transcript)
             ended = self.ended
         status = ended or f"Room {self.code} · live"

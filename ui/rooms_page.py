@@ -136,7 +136,7 @@ class RoomsPage:
         if not code or not key:
             return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
         try:
-            view = self.registry.find(code).view(key, time.monotonic())
+            view = self.registry.find(code).view(key)
         except RoomError as e:
             return gr.skip(), gr.skip(), str(e), gr.Timer(active=False)
         status = f"**{view.status}**" if view.ended else gr.skip()
@@ -197,7 +197,8 @@ class RoomsPage:
                                   elem_id="listener-output")  # fmt: skip
                 join = gr.Button("Join", variant="primary", elem_id="listener-join", scale=0)
             captions = gr.HTML(LiveTranslation.empty_captions_html(), elem_id="listener-captions")
-            audio = gr.Audio(label="Translated speech", autoplay=True, interactive=False, elem_id="listener-audio")
+            # Pieces of speech go to the page's player (ui/page.js, the Live tab's), which plays them back to back.
+            feed = gr.Audio(interactive=False, elem_id="listener-feed", show_label=False)
             download = gr.Button("Download what was said so far", elem_id="listener-download")
             files = gr.File(label="Your downloads", file_count="multiple", elem_id="listener-files")
         code = gr.State(None)
@@ -208,7 +209,8 @@ class RoomsPage:
         join.click(self.join, inputs=[code, lang, output, key], outputs=[note, key, timer]).then(
             lambda c, k: (c, k), inputs=[code, key], outputs=[membership]
         )
-        timer.tick(self.listener_tick, inputs=[code, key], outputs=[captions, audio, note, timer])
+        timer.tick(self.listener_tick, inputs=[code, key], outputs=[captions, feed, note, timer])
+        feed.change(None, inputs=[feed], js="(piece) => window.parley.play(piece)")
         download.click(self.listener_downloads, inputs=[code, key], outputs=[files])
 
     @staticmethod
