@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,43 +88,73 @@ def language_items(
     return items
 
 
+#: Rate rho per direction needs this many items of that direction: Spearman's rho over 4 items moves in steps of 0.2
+#: (one swapped pair of nearly equal rates costs 0.2), over 8 in steps of about 0.02.
+MIN_DIRECTION_ITEMS = 8
+
+
+@dataclass(frozen=True)
+class LanguageRow:
+    """One target language's figures; ``metrics`` is None when espeak-ng has no voice for it."""
+
+    tgt: str
+    metrics: Expressivity | None
+    #: source language → rate rho over that direction's items (the row's rate is their mean).
+    rate_by_source: dict[str, float]
+
+
 def language_rows(
     stage: ExpressiveStage, count: int, render: Callable[..., np.ndarray], workdir: Path
-) -> list[tuple[str, Expressivity | None]]:
+) -> list[LanguageRow]:
+    """One row per speech-output language, ``count`` items each (split evenly over the source languages)."""
     rows = []
     for k, tgt in enumerate(speech_output_languages()):
         if ESPEAK_VOICES.get(tgt) is None:
-            rows.append((tgt, None))
+            rows.append(LanguageRow(tgt, None, {}))
             continue
         items = language_items(tgt, count, render, workdir, seed=k)
         outputs = [stage.apply(source, output, tgt, src) for src, source, output in items]
         metrics = expressivity([source for _, source, _ in items], outputs)
-        rows.append((tgt, replace(metrics, rate_correlation=_rate_per_direction(items, outputs))))
+        by_source = rate_per_direction(items, outputs)
+        mean = float(np.mean(list(by_source.values()))) if by_source else float("nan")
+        rows.append(LanguageRow(tgt, replace(metrics, rate_correlation=mean), by_source))
     return rows
 
 
-def _rate_per_direction(items: list[tuple[str, np.ndarray, np.ndarray]], outputs: list[np.ndarray]) -> float:
-    """Mean over the source languages of the rate correlation of that direction's items (at least three each)."""
-    figures = []
+def rate_per_direction(items: list[tuple[str, np.ndarray, np.ndarray]], outputs: list[np.ndarray]) -> dict[str, float]:
+    """Source language → rate correlation of that direction's items, for the directions with at least
+    ``MIN_DIRECTION_ITEMS`` items (SeamlessExpressive reports rate rho per translation direction)."""
+    figures = {}
     for src in sorted({src for src, _, _ in items}):
         pairs = [(source, out) for (lang, source, _), out in zip(items, outputs, strict=True) if lang == src]
-        if len(pairs) >= 3:
-            figures.append(speech_rate_correlation([s for s, _ in pairs], [o for _, o in pairs]))
-    return float(np.mean(figures)) if figures else float("nan")
+        if len(pairs) >= MIN_DIRECTION_ITEMS:
+            figures[src] = speech_rate_correlation([s for s, _ in pairs], [o for _, o in pairs])
+    return figures
 
 
 TARGETS = (("rate_correlation", 0.9, True), ("pause_alignment", 0.95, True), ("f0_error_st", 1.0, False),
            ("contour_correlation", 0.7, True), ("loudness_error_lu", 1.0, False))  # fmt: skip
 
 
-def print_language_table(rows: list[tuple[str, Expressivity | None]]) -> None:
-    print("\n| target | Rate rho | Pause | F0 err st | Contour r | Loudness err LU |\n|---|---|---|---|---|---|")
-    measured = [m for _, m in rows if m is not None]
-    for tgt, m in rows:
-        cells = ["no espeak-ng voice"] * 5 if m is None else [f"{getattr(m, f):.3f}" for f, _, _ in TARGETS]
-        print(f"| {tgt} | " + " | ".join(cells) + " |")
+def print_language_table(rows: list[LanguageRow]) -> None:
+    sources = sorted({src for row in rows for src in row.rate_by_source})
+    heads = "".join(f" Rate rho {src}→ |" for src in sources)
+    print(f"\n| target |{heads} Rate rho | Pause | F0 err st | Contour r | Loudness err LU |")
+    print("|---|" + "---|" * (len(sources) + 5))
+    measured = [row.metrics for row in rows if row.metrics is not None]
+    for row in rows:
+        if row.metrics is None:
+            print(f"| {row.tgt} | " + " | ".join(["no espeak-ng voice"] * (len(sources) + 5)) + " |")
+            continue
+        directions = [f"{row.rate_by_source.get(src, float('nan')):.3f}" for src in sources]
+        cells = directions + [f"{getattr(row.metrics, f):.3f}" for f, _, _ in TARGETS]
+        print(f"| {row.tgt} | " + " | ".join(cells) + " |")
     means = {f: float(np.nanmean([getattr(m, f) for m in measured])) for f, _, _ in TARGETS}
-    print(f"| mean of {len(measured)} | " + " | ".join(f"{means[f]:.3f}" for f, _, _ in TARGETS) + " |")
+    direction_means = [
+        f"{np.mean([r.rate_by_source[src] for r in rows if src in r.rate_by_source]):.3f}" for src in sources
+    ]
+    cells = direction_means + [f"{means[f]:.3f}" for f, _, _ in TARGETS]
+    print(f"| mean of {len(measured)} | " + " | ".join(cells) + " |")
     for f, bar, higher in TARGETS:
         met = means[f] >= bar if higher else means[f] <= bar
         print(f"target {f} {'>=' if higher else '<='} {bar}: {'met' if met else 'NOT met'} ({means[f]:.3f})")

@@ -51,6 +51,12 @@ from engine.translator import Encoded, TranslationResult, Translator
 
 log = logging.getLogger(__name__)
 
+#: Sessions whose last turn is remembered for round-robin; past it the half served longest ago is forgotten (they
+#: then count as never served, so they still go first, as they would have).
+SERVED_KEYS = 4096
+#: Model passes kept in :attr:`InferenceScheduler.batch_sizes` per kind (the older half goes past it).
+RECORDED_PASSES = 100_000
+
 
 @dataclass
 class _Decode:
@@ -77,7 +83,7 @@ class InferenceScheduler:
         self._last_served: dict[object, int] = {}
         self._turns = itertools.count()  # worker turns with live decodes in flight (file steps take every n-th)
         self._closed = False
-        #: Rows of every model pass, for benchmarks (kind → list of batch sizes).
+        #: Rows of each model pass, for benchmarks (kind → list of batch sizes; the latest RECORDED_PASSES at most).
         self.batch_sizes: dict[Kind, list[int]] = {k: [] for k in Kind}
         #: Seconds the worker spent in model passes, per kind (for benchmarks).
         self.busy_s: dict[Kind, float] = dict.fromkeys(Kind, 0.0)
@@ -176,7 +182,18 @@ class InferenceScheduler:
         for c in chosen:
             self._pending.remove(c)
             self._last_served[c.key] = next(self._served)
+        if len(self._last_served) > SERVED_KEYS:  # every session and request thread leaves a key: keep the recent
+            recent = sorted(self._last_served.items(), key=lambda item: item[1])[SERVED_KEYS // 2 :]
+            self._last_served = dict(recent)
         return chosen
+
+    def _record_pass(self, kind: Kind, rows: int) -> None:
+        """Note a model pass in :attr:`batch_sizes`, whose older half goes once it holds RECORDED_PASSES (a server
+        makes a pass per decode step, for as long as it runs)."""
+        sizes = self.batch_sizes[kind]
+        sizes.append(rows)
+        if len(sizes) > RECORDED_PASSES:
+            del sizes[: RECORDED_PASSES // 2]
 
     def _wait_for_work(self) -> list[Call] | None:
         """Block until there is something to do; None once closed. Holds a batch open for the wait window."""
@@ -216,7 +233,7 @@ class InferenceScheduler:
             return
         runner: Callable = run_encode_group if kind is Kind.ENCODE else run_speak_group
         for group in _groups(calls):
-            self.batch_sizes[kind].append(len(group))
+            self._record_pass(kind, len(group))
             try:
                 results = runner(self.translator, [c.payload for c in group])
             except Exception as e:  # the error belongs to the callers; the worker carries on
@@ -259,7 +276,7 @@ class InferenceScheduler:
     def _step(self, decode: _Decode) -> bool:
         """One step of ``decode``; answers the rows that finished. False when the step failed (its callers hold
         the error)."""
-        self.batch_sizes[Kind.CONTINUE].append(decode.batch.batch_size)
+        self._record_pass(Kind.CONTINUE, decode.batch.batch_size)
         started = time.perf_counter()
         try:
             decode.batch.step()

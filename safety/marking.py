@@ -10,6 +10,12 @@ payload. So each output timeline (a saved file, a speaker, a page's player) gets
 streaming embedder that every sample of that timeline passes through once, at its position, with the pauses
 between pieces fed in as silence (which costs no analysis). A recording of that output then carries one
 continuous mark and yields the payload wherever about two seconds of speech fall in it, in one piece or several.
+
+Marked audio is also brought within full scale here (:func:`within_full_scale`), because every output is then
+written as 16-bit PCM, which clips: the model's speech may already reach full scale (the tiny test model's does on
+a quarter of its samples), and the mark adds up to a few dB on the tiles it raises, so clipping after marking cut
+those tiles back and lost the payload (a spoken text of 2.3 s read no payload). A gain is harmless to the mark, whose
+features compare bands within one column.
 """
 
 from __future__ import annotations
@@ -22,6 +28,15 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE_HZ
 from safety.watermark.interface import EmbeddingStream, Watermarker, make_payload, mono_float32
+
+#: Highest sample magnitude marked audio may leave with: 16-bit PCM's largest positive value.
+FULL_SCALE = 32767 / 32768
+
+
+def within_full_scale(marked: np.ndarray) -> np.ndarray:
+    """``marked`` scaled down, as a whole, to peak at :data:`FULL_SCALE` when it would clip; else unchanged."""
+    peak = float(np.abs(marked).max(initial=0.0))
+    return marked if peak <= FULL_SCALE else (marked * (FULL_SCALE / peak)).astype(np.float32)
 
 
 def session_id(session_key: str) -> int:
@@ -47,7 +62,7 @@ class SpeechMarker:
         return cls(watermarker, make_payload(deployment_id, session_id(session_key)))
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """Mark a whole 16 kHz signal on its own (a file, a spoken text)."""
+        """Mark a whole 16 kHz signal on its own (a file, a spoken text); the result never clips."""
         if audio.size == 0:
             return np.asarray(audio, dtype=np.float32)
         return MarkedStream(self.watermarker.stream(self.payload)).add(audio, 0)
@@ -76,7 +91,8 @@ class MarkedStream:
         self._cursor = 0  # end of the last piece on the timeline (samples the embedder has received)
 
     def add(self, audio: np.ndarray, at_sample: int) -> np.ndarray:
-        """Mark the 16 kHz ``audio`` that plays from timeline sample ``at_sample``; returns it marked, same length."""
+        """Mark the 16 kHz ``audio`` that plays from timeline sample ``at_sample``; returns it marked, same length,
+        within full scale (each piece scaled on its own when it would clip: live pieces cannot wait for the next)."""
         audio = mono_float32(audio)
         if at_sample < self._cursor:
             raise ValueError(f"piece at sample {at_sample} overlaps the previous one (it ends at {self._cursor})")
@@ -91,7 +107,7 @@ class MarkedStream:
         self._cursor = at_sample + audio.size
         # Together these run from the first sample not returned before (at or before at_sample) to the piece's end.
         marked = np.concatenate([*final, rest])
-        return marked[marked.size - audio.size :]
+        return within_full_scale(marked[marked.size - audio.size :])
 
 
 class MarkedTimeline:

@@ -8,6 +8,7 @@ played by Parley. PortAudio reaches the daemon through ALSA's pulse plugin, as i
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import re
@@ -34,6 +35,8 @@ from ui.desktop import DesktopOptions, StopRequest, Translating, wait_for_stop
 from ui.terminal import Readout, TerminalView
 
 MIC_SINK, SPEAKER_SINK = "parley_mic", "parley_speakers"
+#: Held while a PulseAudio daemon starts: machine-wide, so the same path whatever TMPDIR says.
+PULSE_START_LOCK = Path("/tmp/parley-pulse.lock")
 #: Model loading and the first decode on two busy cores take seconds; a stuck process takes forever.
 START_TIMEOUT_S = 120.0
 
@@ -64,6 +67,9 @@ def pulse(tmp_path_factory) -> dict[str, str]:
         "module-always-sink",
     ]
     log = (home / "pulseaudio.log").open("w")
+    # One daemon starts at a time on this machine, whoever's test run it belongs to (they must not race to start).
+    starting = PULSE_START_LOCK.open("w")
+    fcntl.flock(starting, fcntl.LOCK_EX)
     # Not daemonized, so the fixture owns the process; as root PulseAudio warns but runs for the calling user.
     daemon = subprocess.Popen(
         ["pulseaudio", "--daemonize=no", "-n", "--exit-idle-time=-1", "--disallow-exit", "--system=false",
@@ -79,8 +85,10 @@ def pulse(tmp_path_factory) -> dict[str, str]:
             time.sleep(0.2)
         subprocess.run(["pactl", "set-default-source", f"{MIC_SINK}.monitor"], env=env, check=True)
         subprocess.run(["pactl", "set-default-sink", SPEAKER_SINK], env=env, check=True)
+        starting.close()  # started: the next may start
         yield env
     finally:
+        starting.close()
         daemon.terminate()
         try:
             daemon.wait(10)

@@ -1,13 +1,21 @@
 """Noisy sources: pauses found over a room's noise floor, RNNoise analysis-only denoising keeps the speech aligned,
 and the noise's loudness is not transferred."""
 
+import importlib
+
 import numpy as np
 import pytest
 
 from engine.audio import SAMPLE_RATE_HZ, load_audio
 from engine.expressivity_metrics import pause_alignment
 from engine.prosody import ExpressiveOptions, ExpressiveStage
-from engine.prosody.analysis import frame_levels_db, loudness_lufs, pause_layout, speech_loudness_lufs
+from engine.prosody.analysis import (
+    count_syllables,
+    frame_levels_db,
+    loudness_lufs,
+    pause_layout,
+    speech_loudness_lufs,
+)
 from engine.prosody.denoise import denoise
 from tests.conftest import espeak
 
@@ -20,10 +28,24 @@ def speech(speech_dir):
     return (np.concatenate([gap[:3200], phrases[0], gap, phrases[1], gap[:3200]]) * 0.5).astype(np.float32)
 
 
-def noisy(audio, snr_db=10.0):
+def noisy(audio, snr_db=10.0, noise=None):
+    """``audio`` plus ``noise`` (white noise when None) at ``snr_db`` below the power of its sound."""
     power = np.mean(np.square(audio[np.abs(audio) > 0.01]))
-    noise = np.random.default_rng(0).standard_normal(audio.shape[0]) * np.sqrt(power / 10 ** (snr_db / 10))
-    return (audio + noise).astype(np.float32)
+    noise = np.random.default_rng(0).standard_normal(audio.shape[0]) if noise is None else noise
+    return (audio + noise * np.sqrt(power / np.mean(np.square(noise)) / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def babble(speech, speech_dir):
+    """Four other talkers at once (Spanish espeak-ng voices), as long as ``speech``."""
+    texts = ("El primer tema es la latencia", "Hoy hablaremos del nuevo motor", "Gracias a todos por escuchar",
+             "Medimos cada etapa en un ordenador")  # fmt: skip
+    out = np.zeros(speech.shape[0])
+    for k, (text, voice) in enumerate(zip(texts, ("es", "es+f3", "es+m3", "es+f2"), strict=True)):
+        talker = load_audio(espeak(text, speech_dir / f"b{k}.wav", voice=voice))
+        looped = np.tile(talker, speech.shape[0] // talker.shape[0] + 2)[k * 1000 :][: speech.shape[0]]
+        out += looped / np.std(talker)
+    return out
 
 
 def test_denoised_copy_is_aligned_and_quiet_in_pauses(speech):
@@ -53,3 +75,13 @@ def test_speech_loudness_leaves_the_noise_out(speech):
     active = frame_levels_db(speech) > -60.0  # where the clean speech is
     true = loudness_lufs(speech)
     assert abs(speech_loudness_lufs(heard, active) - true) < abs(loudness_lufs(heard) - true)
+
+
+def test_babble_is_not_taken_for_the_speakers_syllables(speech, babble, monkeypatch):
+    """Other talkers 10 dB under the speaker: their syllables peak above the floor's median, not above its spread."""
+    heard = noisy(speech, 10.0, babble)
+    clean = count_syllables(speech)
+    assert abs(count_syllables(heard) / clean - 1) < 0.2
+    # The floor's median alone (patched in the module, not in the function the package exports under its name):
+    monkeypatch.setattr(importlib.import_module("engine.prosody.analysis.activity"), "NOISE_SPREAD_STD", 0.0)
+    assert count_syllables(heard) / clean - 1 > 0.2

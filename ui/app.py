@@ -35,6 +35,7 @@ from safety.watermark.interface import WindowScore, describe_payload
 from ui.conversation import ConversationPage
 from ui.errors import PlainBlocks
 from ui.errors import plain_errors as _plain_errors
+from ui.heap import release_free_heap
 from ui.live import LiveRegistry, LiveTranslation
 from ui.rooms_page import RoomsPage
 from ui.runtime import ModelNotReady, ModelRuntime
@@ -289,7 +290,8 @@ class ParleyApp:
 
     def housekeeping(self, now: float | None = None) -> None:
         """Close live streams idle for ``idle_timeout_s`` (their state freed, their downloads kept for the Stop that
-        may still come) and delete outputs older than ``retention_s``. Runs every few seconds on its own thread."""
+        may still come), free stopped ones as long idle, delete outputs older than ``retention_s``, and give free
+        heap back to the system (:mod:`ui.heap`). Runs every few seconds on its own thread."""
         now = time.monotonic() if now is None else now
         self.rooms.registry.end_idle(now)
         for key, live in self.registry.idle(now - self.web.idle_timeout_s):
@@ -297,6 +299,7 @@ class ParleyApp:
             live.finish()
             self._closed[key] = [str(p) for p in live.write_downloads(self._output_folder("live-"))]
             self.registry.drop(key)
+        self.registry.drop_finished(now - self.web.idle_timeout_s)
         cutoff = time.time() - self.web.retention_s
         for folder in self.work_dir.iterdir():
             if folder.is_dir() and folder.stat().st_mtime < cutoff:
@@ -304,6 +307,7 @@ class ParleyApp:
         for key, files in list(self._closed.items()):  # downloads past retention are no longer offered
             if not all(Path(f).exists() for f in files):
                 self._closed.pop(key, None)
+        release_free_heap()
 
     def start_housekeeping(self, every_s: float = 5.0) -> None:
         def loop() -> None:

@@ -143,12 +143,14 @@ def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:
 class LiveRegistry:
     """Per-tab live state, keyed by a secret the server issues to that tab's connection (held in its ``gr.State``,
     which never leaves the server): knowing a tab's public session hash is not enough to reach its captions or
-    downloads. Entries are dropped when the tab closes (``drop_owner`` with the session hash) or is cleared."""
+    downloads. Entries are dropped when the tab closes (``drop_owner`` with the session hash) or is cleared, and by
+    housekeeping once stopped and quiet (``drop_finished``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, LiveTranslation] = {}
         self._owners: dict[str, set[str]] = {}  # session hash → keys issued to it
+        self._owner_of: dict[str, str] = {}  # key → its session hash, so a dropped key leaves no trace
 
     @staticmethod
     def new_key() -> str:
@@ -161,6 +163,7 @@ class LiveRegistry:
                 live = self._entries[key] = create()
                 if owner is not None:
                     self._owners.setdefault(owner, set()).add(key)
+                    self._owner_of[key] = owner
             return live
 
     def peek(self, key: str | None) -> LiveTranslation | None:
@@ -169,17 +172,37 @@ class LiveRegistry:
 
     def drop(self, key: str | None) -> None:
         with self._lock:
-            self._entries.pop(key, None)
+            self._remove(key)
 
     def idle(self, since: float) -> list[tuple[str, LiveTranslation]]:
         """Unfinished streams whose audio last arrived before ``since`` (monotonic seconds)."""
         with self._lock:
             return [(k, v) for k, v in self._entries.items() if not v.finished and v.last_active < since]
 
+    def drop_finished(self, since: float) -> int:
+        """Drop stopped streams whose audio last arrived before ``since``; returns how many. Their downloads were
+        handed out at Stop; kept, each would hold its model state (a VAD network, decoder caches) for as long as the
+        tab stays open, and for ever for an API client, which never sends the heartbeat whose end closes a tab."""
+        with self._lock:
+            done = [k for k, v in self._entries.items() if v.finished and v.last_active < since]
+            for key in done:
+                self._remove(key)
+            return len(done)
+
     def drop_owner(self, owner: str) -> None:
         with self._lock:
-            for key in self._owners.pop(owner, set()):
-                self._entries.pop(key, None)
+            for key in list(self._owners.get(owner, ())):
+                self._remove(key)
+
+    def _remove(self, key: str | None) -> None:
+        """Under the lock: forget ``key`` everywhere."""
+        self._entries.pop(key, None)
+        owner = self._owner_of.pop(key, None) if key else None
+        if owner is not None:
+            keys = self._owners[owner]
+            keys.discard(key)
+            if not keys:
+                del self._owners[owner]
 
     def __len__(self) -> int:
         with self._lock:

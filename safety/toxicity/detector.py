@@ -29,7 +29,7 @@ from safety.toxicity.lists import (
     read_nllb_list,
     read_stem_exceptions,
 )
-from safety.toxicity.stems import Stemmer
+from safety.toxicity.stems import MIN_STEM_LETTERS, Stemmer, trimmed
 from safety.toxicity.text import (
     MIN_SPELLED_OUT_LETTERS,
     STEM,
@@ -69,12 +69,17 @@ class ToxicityOptions:
     unsegmented_languages: frozenset[str] = UNSEGMENTED_LANGUAGES
     # Also match one-word list entries on their Snowball stems, so other inflected forms count (stems.py).
     stemming: bool = True
+    # Where Snowball has no stemmer (and stemming is on), a word may extend a one-word entry of 4+ letters by up to
+    # this many letters (Welsh *cach* finds *cachu*); 0 turns that off.
+    suffix_letters: int = 2
 
     def __post_init__(self) -> None:
         if self.toxicity_dir is not None and not Path(self.toxicity_dir).is_dir():
             raise ValueError(f"toxicity_dir {self.toxicity_dir} is not a folder")
         if self.allow_list is not None and not Path(self.allow_list).is_file():
             raise ValueError(f"allow_list {self.allow_list} is not a file")
+        if self.suffix_letters < 0:
+            raise ValueError(f"suffix_letters must not be negative, got {self.suffix_letters}")
         if self.min_stretch < 2:
             raise ValueError(f"min_stretch must be at least 2, got {self.min_stretch}")
         if not self.bundled_lists and self.toxicity_dir is None:
@@ -316,6 +321,8 @@ class ToxicityDetector:
                 stemmer = self._stemmer(lang)
                 if stemmer is not None:
                     self._stemmed[lang] = self._stem_lexicon(terms, excluded, stemmer)
+                elif self._trims(lang):
+                    self._stemmed[lang] = self._trim_lexicon(terms, excluded)
                 self._lexicons[lang] = lexicon  # last: a reader that finds it finds its stems too
         return self._lexicons[lang]
 
@@ -336,6 +343,20 @@ class ToxicityDetector:
         stems = (stemmer.stem_of(term[0]) for term in terms if len(term) == 1 and STEM not in term[0])
         return _Lexicon(((s,) for s in stems if s is not None and s not in never), self.options.min_stretch)
 
+    def _trims(self, lang: str) -> bool:
+        """Whether ``lang`` is matched with :func:`trimmed` words: segmented, and no Snowball stemmer for it."""
+        options = self.options
+        segmented = lang not in options.unsegmented_languages
+        return options.stemming and options.suffix_letters > 0 and segmented and not Stemmer.covers(lang)
+
+    def _trim_lexicon(self, terms: Sequence[tuple[str, ...]], excluded: set[tuple[str, ...]]) -> _Lexicon:
+        """The one-word terms long enough to be matched by a trimmed word, less any that an allow-listed word
+        trims to (an ordinary word must not come back through its own ending)."""
+        letters = range(1, self.options.suffix_letters + 1)
+        never = {trimmed(term[0], k) for term in excluded if len(term) == 1 for k in letters}
+        words = (t for t in terms if len(t) == 1 and STEM not in t[0] and len(t[0]) >= MIN_STEM_LETTERS)
+        return _Lexicon((t for t in words if t[0] not in never), self.options.min_stretch)
+
     def term_count(self, lang: str) -> int:
         """How many distinct terms the detector matches for ``lang`` (after the allow-list); 0: not covered."""
         return self._lexicon(lang).size
@@ -353,6 +374,9 @@ class ToxicityDetector:
         if stemmer is not None:
             stemmed = [Token(stemmer.stem(t.text), t.start, t.end) for t in plain]
             views.append((self._stemmed[lang], stemmed, False))
+        elif self._trims(lang):
+            for k in range(1, self.options.suffix_letters + 1):
+                views.append((self._stemmed[lang], [Token(trimmed(t.text, k), t.start, t.end) for t in plain], False))
         return views
 
     def detect(self, text: str, lang: str) -> ToxicityReport:

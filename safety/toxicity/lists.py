@@ -23,10 +23,13 @@ import codecs
 import csv
 import zipfile
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 TOXICITY_ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "toxicity"
 ALLOW_LIST = TOXICITY_ASSETS / "allow.tsv"
+#: Entries the frequency filter of ``extract.py`` left out and the hand review put back (curses are frequent words).
+RESTORED = TOXICITY_ASSETS / "restored.tsv"
 #: Stems of list words that are frequent ordinary words no list holds (``extract.py`` writes it): never stem-matched.
 STEM_EXCEPTIONS = TOXICITY_ASSETS / "stem_exceptions.tsv"
 
@@ -154,13 +157,32 @@ def bundled_terms(lang: str) -> list[str]:
     """Every bundled entry for ``lang``: glin-profanity, then the lists under ``assets/toxicity``.
 
     An entry may start or end with :data:`OPEN_END` (a stem); only the pattern lists hold such entries. A language
-    in :data:`SHARED_LISTS` also gets the asset lists of its close relatives.
+    in :data:`SHARED_LISTS` also gets the asset lists of its close relatives, and every language the entries of
+    ``restored.tsv`` for it.
     """
     entries = glin_terms(lang)
     for path in [p for code in (lang, *SHARED_LISTS.get(lang, ())) for p in asset_list_files(code)]:
         lines = _read_lines(path)
         entries += [from_pattern(e) for e in lines] if path.parent.name in PATTERN_LISTS else lines
-    return entries
+    return entries + list(read_restored().get(lang, ()))
+
+
+@lru_cache(maxsize=1)
+def read_restored(path: Path = RESTORED) -> dict[str, tuple[str, ...]]:
+    """``restored.tsv`` as language -> entries (columns ``lang``, ``entry``, ``package``, ``meaning``).
+
+    The frequency filter drops frequent entries of the unreviewed lists, since ordinary words are frequent; but so
+    are the curses people say most (Swedish *skit*, Russian *блять*), so a review of what it dropped puts those back.
+    """
+    try:
+        with path.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ToxicityListError(f"cannot read restored entries {path}: {e}") from e
+    restored: dict[str, list[str]] = {}
+    for row in rows:
+        restored.setdefault(row["lang"], []).append(row["entry"])
+    return {lang: tuple(entries) for lang, entries in restored.items()}
 
 
 def read_stem_exceptions(path: Path = STEM_EXCEPTIONS) -> dict[str, frozenset[str]]:

@@ -6,11 +6,15 @@ sentence needs (*jävla*); in inflecting languages whole-word matching then miss
 inflectional endings of about thirty languages, so two forms of one word meet on one stem.
 
 Stems shorter than :data:`MIN_STEM_LETTERS` are not matched: short stems are shared by unrelated words.
+
+Languages no Snowball stemmer covers (Welsh, Maltese, Ukrainian, Slovak, Uzbek, Swahili, …) get a lighter rule,
+:func:`trimmed`: a text word may add a few letters to a list word (Welsh *cach* "shit", *cachu* "to shit").
 """
 
 from __future__ import annotations
 
 import threading
+import unicodedata
 from functools import lru_cache
 
 import snowballstemmer
@@ -26,6 +30,18 @@ SNOWBALL_LANGUAGES = {
 }  # fmt: skip
 #: A stem this short ("fan", "kur") is shared by too many ordinary words to count as a match.
 MIN_STEM_LETTERS = 4
+
+
+def trimmed(word: str, letters: int) -> str:
+    """``word`` less its last ``letters`` letters; empty when fewer than :data:`MIN_STEM_LETTERS` would be left,
+    so that only a list word of at least that length can match the rest.
+
+    Also empty for a word with combining marks: in abugidas (Devanagari, Telugu) the last characters are vowel
+    signs and syllables, and without them another word is left (Telugu రొట్టె "bread" less its sign is a list word).
+    """
+    if len(word) - letters < MIN_STEM_LETTERS or any(unicodedata.category(ch).startswith("M") for ch in word):
+        return ""
+    return word[:-letters]
 
 
 class Stemmer:

@@ -28,6 +28,10 @@ MIN_NOISE_GAP_DB = 6.0
 #: ... and only when the floor lasts (see _has_noise_floor): this long, within this much of the floor percentile.
 NOISE_RUN_S = 0.2
 NOISE_FLOOR_SPREAD_DB = 3.0
+#: ... and a fluctuating floor (babble: other talkers) is exceeded by its own peaks, so the threshold is also at
+#: least this many standard deviations above the median of the floor's hops. On babble at 10 dB SNR the syllables
+#: counted fell from +37 % to +7 % of the clean count; a steady floor (white, pink noise) has no spread to add.
+NOISE_SPREAD_STD = 2.0
 #: Levels are measured above this (Hz): pink and room noise put most of their power below speech, in slow swings
 #: that a 10 ms hop sees as bursts.
 SPEECH_BAND_LOW_HZ = 150.0
@@ -48,7 +52,9 @@ def activity(audio: np.ndarray) -> np.ndarray:
     if floor > SILENCE_FLOOR_DB and loud - floor > MIN_NOISE_GAP_DB:  # not digital silence, not one steady sound
         above_floor = floor + NOISE_RISE_FRACTION * (loud - floor)
         if _has_noise_floor(levels, floor, above_floor):
-            threshold = max(threshold, above_floor)
+            floor_hops = levels[levels <= above_floor]
+            spread = float(np.median(floor_hops)) + NOISE_SPREAD_STD * float(np.std(floor_hops))
+            threshold = max(threshold, above_floor, spread)
     return drop_short_runs(levels > threshold, round(MIN_BURST_S / HOP_S))
 
 
