@@ -42,9 +42,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from compose.stopping import stopping_like_ctrl_c
     from ui.app import build_app, launch
 
-    launch(*build_app(settings))
+    with stopping_like_ctrl_c():  # a stop by signal also shuts down a Ray head started here
+        launch(*build_app(settings))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 ``python bench/capacity.py --backend ray --replicas 1,2`` (or this module directly). Each stream is espeak-ng speech
 fed in real time (0.5 s chunks); a chunk's lag is how long after its last sample was spoken its events came back.
 A stream is kept at real time when its p95 lag is under ``KEPT_S``. The step table times one live step's calls
-(encode + continue_text on a 3 s segment) alone, local against one replica: the hop's share of a step.
+(encode + continue_text on a 3 s segment) alone, local and remote in turns: the hop's share of a step, and the
+replicas' own time in it (from the replies' stamps). Each stream's calls stay on one replica (session affinity);
+one more row, the most replicas without it, shows what routing each call on its own costs ("missing" resends).
+One torch thread on both sides (as in a replica with ``num_cpus`` below 1). About 7 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
@@ -67,14 +72,46 @@ def run_streams(pipeline, audio: np.ndarray, n: int) -> list[list[float]]:
     return results
 
 
-def step_ms(backend, audio: np.ndarray, repeats: int = 8) -> float:
-    """Median ms of one live step's calls on a 3 s segment (encode + a 16-token continuation)."""
-    segment, times = audio[: 3 * SAMPLE_RATE_HZ], []
+def step_s(backend, segment: np.ndarray) -> float:
+    """Seconds of one live step's calls on ``segment``: encode, then a 16-token continuation."""
+    started = time.perf_counter()
+    backend.continue_text(backend.encode(segment), "spa", [], 16)
+    return time.perf_counter() - started
+
+
+def served_s(pool) -> float:
+    """Seconds the replicas spent on this front end's calls so far (from each reply's stamp)."""
+    return sum(r.total_run_s for r in pool.replicas())
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """One live step alone, local and remote, measured in turns (so that other load on the machine hits both)."""
+
+    local_s: float  # median
+    remote_s: float  # median
+    served_s: float  # mean seconds of the remote step spent inside the replicas
+    hop_s: float  # mean remote step minus ``served_s``: serialisation, Serve's router, the round trips
+    resends: int  # calls sent again with their encoder state (answered "missing" by another replica)
+
+    @property
+    def added(self) -> float:
+        return self.remote_s / self.local_s - 1
+
+
+def step_cost(local, pool, audio: np.ndarray, repeats: int) -> StepCost:
+    segment = audio[: 3 * SAMPLE_RATE_HZ]
+    remote = pool.session("step")
+    step_s(local, segment), step_s(remote, segment)  # warm-up: first passes, the handle's first routing
+    served, resends = served_s(pool), pool.resends
+    local_times, remote_times = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
-        backend.continue_text(backend.encode(segment), "spa", [], 16)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times) * 1000)
+        local_times.append(step_s(local, segment))
+        remote_times.append(step_s(remote, segment))
+    served = (served_s(pool) - served) / repeats
+    hop = float(np.mean(remote_times)) - served
+    return StepCost(float(np.median(local_times)), float(np.median(remote_times)), served, hop,
+                    pool.resends - resends)  # fmt: skip
 
 
 def p95(values: list[float]) -> float:
@@ -87,29 +124,58 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", default="1,2,4", help="comma-separated N live streams")
     parser.add_argument("--speech-s", type=float, default=10.0)
     parser.add_argument("--replica-num-cpus", type=float, default=0.5)
+    parser.add_argument("--without-affinity", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the most replicas with session affinity off")  # fmt: skip
+    parser.add_argument("--step-repeats", type=int, default=12, help="live steps timed, local and remote in turns")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # as in a replica (num_cpus < 1 gives it one thread): the same work on both sides
     engine = EngineOptions(model="tiny", device="cpu")
     audio = speech(args.speech_s)
     counts = [int(n) for n in args.streams.split(",")]
-    configs = [("local", 0)] + [("ray", int(r)) for r in args.replicas.split(",")]
-    print("| backend | replicas | N | kept at real time | lag p50 | lag p95 | one step (encode + 16 tokens) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for backend, replicas in configs:
-        cluster = ClusterSettings(backend=backend, replicas=max(replicas, 1), replica_num_cpus=args.replica_num_cpus,
-                                  ray_dashboard_port=0, ray_app_name=f"parley-bench-{replicas}")  # fmt: skip
-        pipeline = build_pipeline(Settings(engine=engine, cluster=cluster))
-        one = pipeline.pool.session("step") if pipeline.pool else pipeline.scheduler.session("step")
-        step = step_ms(one, audio)
+    local = build_pipeline(Settings(engine=engine))
+    pools = [(int(r), True) for r in args.replicas.split(",")]
+    pools += [(r, False) for r in [max(r for r, _ in pools)] if args.without_affinity and r > 1]
+    costs: list[tuple[str, StepCost]] = []
+    print("| backend, replicas | N | kept at real time | lag p50 | lag p95 | calls sent again |")
+    print("| --- | --- | --- | --- | --- | --- |", flush=True)
+    for label, pipeline in [("local", local), *((pool_label(r, a), None) for r, a in pools)]:
+        if pipeline is None:
+            replicas, affinity = pools[len(costs)]
+            cluster = ClusterSettings(backend="ray", replicas=replicas, replica_num_cpus=args.replica_num_cpus,
+                                      session_affinity=affinity, ray_dashboard_port=0,
+                                      ray_app_name=f"parley-bench-{len(costs)}")  # fmt: skip
+            pipeline = build_pipeline(Settings(engine=engine, cluster=cluster))
+            costs.append((label, step_cost(local.scheduler.session("step"), pipeline.pool, audio,
+                                           args.step_repeats)))  # fmt: skip
         for n in counts:
+            before = (pipeline.pool.resends, pipeline.pool.retries) if pipeline.pool else (0, 0)
             lags = run_streams(pipeline, audio, n)
             kept = sum(p95(s) < KEPT_S for s in lags)
             flat = [x for s in lags for x in s]
-            print(f"| {backend} | {replicas or '–'} | {n} | {kept}/{n} | {np.median(flat):.2f} s | {p95(flat):.2f} s "
-                  f"| {step:.0f} ms |", flush=True)  # fmt: skip
+            again = "–" if pipeline.pool is None else sent_again(pipeline.pool, before)
+            print(f"| {label} | {n} | {kept}/{n} | {np.median(flat):.2f} s | {p95(flat):.2f} s | {again} |",
+                  flush=True)  # fmt: skip
         if pipeline.pool is not None:
             pipeline.pool.close()
-        elif pipeline.scheduler is not None:
-            pipeline.scheduler.close()
+    local.scheduler.close()
+    print_steps(costs, args.step_repeats)
+
+
+def pool_label(replicas: int, affinity: bool) -> str:
+    return f"ray, {replicas}" + ("" if affinity else " (no session affinity)")
+
+
+def sent_again(pool, before: tuple[int, int]) -> str:
+    return f"{pool.resends - before[0]} missing, {pool.retries - before[1]} retried"
+
+
+def print_steps(costs: list[tuple[str, StepCost]], repeats: int) -> None:
+    print(f"\nOne live step alone (3 s segment: encode + 16 tokens), {repeats} times local and remote in turns:")
+    print("| backend, replicas | local | remote | in the replica | hop | added by the hop | calls sent again |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for label, c in costs:
+        print(f"| {label} | {c.local_s * 1000:.0f} ms | {c.remote_s * 1000:.0f} ms | {c.served_s * 1000:.0f} ms "
+              f"| {c.hop_s * 1000:.1f} ms | {c.added:+.0%} | {c.resends} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.config import RequestRouterConfig
 
 from cluster.replica import ModelReplica
 from compose.settings import ENV_PREFIX, Settings, load_settings
@@ -22,6 +23,10 @@ HEALTH_CHECK_PERIOD_S = 5.0
 HEALTH_CHECK_TIMEOUT_S = 30.0
 #: On downscale or redeploy a replica takes no new calls and finishes those in flight for at most this long.
 GRACEFUL_SHUTDOWN_S = 30.0
+#: Routes by the handle's ``session_id`` (the session key) on a hash ring of the replicas: a session stays on one
+#: replica while the set of replicas is unchanged; when it changes, only the sessions of the replica that went or
+#: came move (their next call is answered "missing" and carries its state once).
+SESSION_ROUTER = "ray.serve.experimental.consistent_hash_router.ConsistentHashRouter"
 
 
 def deployment(settings: Settings) -> Application:
@@ -34,6 +39,8 @@ def deployment(settings: Settings) -> Application:
         "health_check_timeout_s": HEALTH_CHECK_TIMEOUT_S,
         "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S,
     }
+    if cluster.session_affinity:
+        options["request_router_config"] = RequestRouterConfig(request_router_class=SESSION_ROUTER)
     if cluster.autoscaling:
         options["autoscaling_config"] = {
             "min_replicas": cluster.min_replicas,

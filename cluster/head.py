@@ -1,13 +1,15 @@
 """Start a local Ray head bound to 127.0.0.1, or join a running cluster; deploy the replicas if they are not there.
 
 A head started here lives in this process (``ray.init`` starts its GCS, raylet and workers as children) and is
-stopped with it (``ray.shutdown`` at exit), so ``./parley run --backend ray`` stops everything it started. Its
+stopped with it (``ray.shutdown`` at exit, then whatever Ray left of its process tree: :mod:`cluster.processes`), so
+``./parley run --backend ray`` stops everything it started, on Ctrl-C, SIGTERM or SIGHUP. Its
 dashboard and Prometheus metrics listen on 127.0.0.1 only. Joining (``--ray-address``) changes nothing on the
 cluster but deploying the application when no front end has yet.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cluster.processes import end, ray_processes
 from compose.settings import Settings
 from engine.translator import Translator
 
@@ -29,6 +32,10 @@ LOOPBACK = "127.0.0.1"
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 #: How often replicas report metrics (Ray's default is 10 s; the status panel and the tests read them sooner).
 METRICS_REPORT_MS = 2000
+#: A local head's system settings. Ray's memory monitor is off: it kills workers (the replicas, Serve's
+#: controller) whenever the *machine* nears its memory limit, which on a machine shared with other programs
+#: happens without any Ray process being large; the kernel's OOM killer still guards the machine.
+LOCAL_SYSTEM_CONFIG = {"metrics_report_interval_ms": METRICS_REPORT_MS, "memory_monitor_refresh_ms": 0}
 
 
 class PoolUnavailableError(RuntimeError):
@@ -65,7 +72,7 @@ def start(settings: Settings) -> Head:
                 dashboard_port=cluster.ray_dashboard_port or None,
                 _node_ip_address=LOOPBACK,
                 _metrics_export_port=cluster.ray_metrics_port,
-                _system_config={"metrics_report_interval_ms": METRICS_REPORT_MS},
+                _system_config=LOCAL_SYSTEM_CONFIG,
                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},  # replicas import Parley from this checkout
                 logging_level=logging.WARNING,
                 log_to_driver=False,
@@ -85,7 +92,10 @@ def start(settings: Settings) -> Head:
     metrics = f"http://{LOOPBACK}:{cluster.ray_metrics_port}/metrics" if started_here else None
     how = "started here" if started_here else "joined"
     log.info("Ray model pool %r at %s (%s)", cluster.ray_app_name, address, how)
-    return Head(address, started_here, metrics, released)
+    head = Head(address, started_here, metrics, released)
+    if started_here:
+        atexit.register(_at_exit, head)  # registered after Ray's own exit handler, so it runs first
+    return head
 
 
 def open_pool(settings: Settings, translator: Translator) -> ReplicaPool:
@@ -100,16 +110,34 @@ def open_pool(settings: Settings, translator: Translator) -> ReplicaPool:
 
 
 def stop(head: Head) -> None:
-    """Disconnect; a head started here is shut down with its replicas."""
+    """Disconnect; a head started here is shut down with its replicas and every process Ray started for it."""
     import ray
 
+    if not ray.is_initialized():
+        return  # stopped already (the pool was closed, then the exit handler runs)
     if head.started_here:
         from ray import serve
 
         serve.shutdown()
+    _shut_down(head)
+
+
+def _shut_down(head: Head) -> None:
+    import ray
+
+    started = ray_processes() if head.started_here else {}  # before the shutdown leaves some of them orphans
     ray.shutdown()
+    end(started)
     if head.released is not None:
         head.released.set()
+
+
+def _at_exit(head: Head) -> None:
+    """A front end that exits without closing its pool (Ctrl-C, or SIGTERM through :mod:`compose.stopping`)."""
+    import ray
+
+    if ray.is_initialized():
+        _shut_down(head)
 
 
 def _init_on_keeper_thread(**options) -> threading.Event:

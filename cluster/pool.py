@@ -107,7 +107,8 @@ class ReplicaPool:
         while True:
             state_arg = () if state is None else ((state.ref, state if carried else None),)
             try:
-                reply = getattr(self._handle, method).remote(args[0], *state_arg, *args[1:]).result()
+                handle = self._handle.options(method_name=method, session_id=args[0])  # the key: its replica
+                reply = handle.remote(args[0], *state_arg, *args[1:]).result()
             except RETRYABLE as e:
                 self.retries += 1
                 if notify is not None and not notified:
@@ -135,6 +136,19 @@ class ReplicaPool:
                 stats.total_rows += stamp.batch_rows
 
 
+@dataclass
+class PendingState:
+    """A live step's encoder state as the session holds it: the step's audio until a replica has encoded it, then
+    that replica's :class:`cluster.wire.WireState`.
+
+    Why lazy: a step encodes and then continues; sending the audio with the first continuation makes that one round
+    trip instead of two (on a busy machine each round trip costs tens of milliseconds of waking threads up)."""
+
+    audio: np.ndarray
+    wire: WireState | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # one first call per state
+
+
 class RemoteSession:
     """:class:`engine.backend.StreamingBackend` over the pool, for one session (same key on every replica)."""
 
@@ -157,18 +171,26 @@ class RemoteSession:
     def _call(self, method: str, *args, state: WireState | None = None):
         return self._pool.call(method, self._key, *args, state=state, notify=self._notify)
 
-    def encode(self, audio: np.ndarray) -> WireState:
-        return self._call("encode", np.asarray(audio, dtype=np.float32))
+    def encode(self, audio: np.ndarray) -> PendingState:
+        return PendingState(np.asarray(audio, dtype=np.float32))  # sent with the step's first continuation
 
     def continue_text(
-        self, state: WireState, tgt_lang: str, prefix: Sequence[int], max_new_tokens: int, banned_words=()
+        self, state: PendingState, tgt_lang: str, prefix: Sequence[int], max_new_tokens: int, banned_words=()
     ) -> list[int]:
-        return self._call("continue_text", tgt_lang, list(prefix), max_new_tokens, tuple(banned_words), state=state)
+        args = (tgt_lang, list(prefix), max_new_tokens, tuple(banned_words))
+        with state.lock:
+            if state.wire is None:
+                state.wire, tokens = self._call("encode_and_continue", state.audio, *args)
+                return tokens
+        return self._call("continue_text", *args, state=state.wire)
 
     def speak(
-        self, state: WireState, tgt_lang: str, committed: Sequence[int], new_count: int, speaker_id: int | None
+        self, state: PendingState, tgt_lang: str, committed: Sequence[int], new_count: int, speaker_id: int | None
     ) -> np.ndarray:
-        return self._call("speak", tgt_lang, list(committed), new_count, speaker_id, state=state)
+        with state.lock:
+            if state.wire is None:  # spoken before any continuation (not a live step's order, but allowed)
+                state.wire = self._call("encode", state.audio)
+        return self._call("speak", tgt_lang, list(committed), new_count, speaker_id, state=state.wire)
 
     def starts_word(self, token_id: int) -> bool:
         return self._translator.starts_word(token_id)

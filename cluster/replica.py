@@ -73,6 +73,17 @@ class ModelReplica:
 
         return self._served("encode", key, run)
 
+    def encode_and_continue(
+        self, key: str, audio: np.ndarray, tgt_lang: str, prefix: Sequence[int], max_new_tokens: int, banned=()
+    ) -> Reply:
+        """A live step's first two calls in one round trip: its state (kept here, as ``encode``'s) and tokens."""
+
+        def run(backend) -> tuple[WireState, list[int]]:
+            encoded = backend.encode(audio)
+            return self._keep(encoded), backend.continue_text(encoded, tgt_lang, prefix, max_new_tokens, banned)
+
+        return self._served("encode_and_continue", key, run)
+
     def continue_text(
         self, key: str, state: StateArg, tgt_lang: str, prefix: Sequence[int], max_new_tokens: int, banned=()
     ) -> Reply | Missing:

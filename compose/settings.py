@@ -164,6 +164,10 @@ class ClusterSettings:
     max_replicas: int | None = field(default=None, metadata=_help("autoscaling: most replicas"))
     #: Autoscaling target: model calls waiting or running per replica.
     target_ongoing_requests: float = field(default=8.0, metadata=_help("autoscaling: ongoing calls per replica"))
+    #: Every call of one session goes to the same replica (Serve's consistent-hash router on the session key), so
+    #: the encoder state a step's first call left there is found by the next; off: each call to the least busy of
+    #: two replicas picked at random (a state then often has to be sent again).
+    session_affinity: bool = field(default=True, metadata=_help("send a session's calls to one replica"))
     #: CPUs and GPUs Ray reserves for each replica (fractions share a device).
     replica_num_cpus: float = field(default=1.0, metadata=_help("CPUs reserved per replica"))
     replica_num_gpus: float = field(default=0.0, metadata=_help("GPUs reserved per replica"))

@@ -23,11 +23,14 @@ import torch
 from websockets.exceptions import InvalidStatus
 
 from cluster.metrics import per_replica
+from cluster.processes import Process, end, process_table, subtree, survivors
 from compose.pipeline import Pipeline, build_pipeline
 from compose.settings import ClusterSettings, Settings, WebSettings
 from engine.audio import SAMPLE_RATE_HZ, load_audio
 from engine.stream_events import CommittedText, Notice, SpeechChunk
+from tests import test_desktop
 from tests.conftest import REPO, SENTENCES, TEST_CACHE, espeak, recording
+from tests.test_desktop import MIC_SINK, desktop, wait_for
 from tests.test_websocket import send
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,9 +38,15 @@ pytestmark = pytest.mark.timeout(300)
 APP = "parley-test"
 #: Ports of this module (the project's Ray range): metrics of the local head, the two front ends.
 METRICS_PORT, FRONT_A_PORT, FRONT_B_PORT = 8276, 7961, 7962
+#: The one-command run's own head (dashboard, metrics) and page.
+RUN_DASHBOARD_PORT, RUN_METRICS_PORT, RUN_PORT = 8277, 8278, 7963
+STOPPED_WITHIN_S = 30.0
 CHUNK_S = 0.25
 TARGETS = ("spa", "fra", "deu")
 REPLACED_TIMEOUT_S = 90.0
+
+#: The desktop tests' PulseAudio daemon (its microphone sink) and their English speech, as fixtures here too.
+pulse, desktop_speech = test_desktop.pulse, test_desktop.speech
 
 
 @pytest.fixture(scope="module")
@@ -172,11 +181,14 @@ def test_a_text_request_through_the_pool_equals_the_local_one(pool_pipeline, pip
 
 def test_a_state_missing_on_a_replica_is_sent_again(pool_pipeline, utterances):
     """A call naming an encoder state no replica holds is answered after the state is carried (any replica)."""
+    from cluster.pool import PendingState
+
     pool = pool_pipeline.pool
     session = pool.session("miss")
     state = session.encode(utterances[0][: 2 * SAMPLE_RATE_HZ])
     tokens = session.continue_text(state, "spa", [], 8)
-    unknown, resends = dataclasses.replace(state, ref="never-cached"), pool.resends
+    unknown = PendingState(state.audio, dataclasses.replace(state.wire, ref="never-cached"))
+    resends = pool.resends
     assert session.continue_text(unknown, "spa", [], 8) == tokens and tokens
     assert pool.resends == resends + 1
 
@@ -271,35 +283,37 @@ def send_like_client(session, audio: np.ndarray) -> list:
 
 def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utterances, local_streams):
     """SIGKILL one replica while four streams and two uploads of four utterances keep both replicas busy: each
-    gives exactly the local backend's text, calls in flight were sent again (the streams that had one saw one
-    "reconnecting" notice), and Serve replaces the replica."""
+    gives exactly the local backend's text, calls were moved to the other replica (those in flight sent again: a
+    stream whose call the pool saw fail shows one "reconnecting" notice), and Serve replaces the replica."""
     from ray import serve
 
     from cluster.pool import RECONNECTING
 
     pool = pool_pipeline.pool
     audio = recording(utterances[:4], [1.0, 1.0, 1.0, 0.5])[0]
-    victim = max(pool.replicas(), key=lambda r: r.calls)
-    retries = pool.retries
+    retries, resends, killed = pool.retries, pool.resends, []
 
     def upload():
         return pool_pipeline.translate_recording(audio, "s2st", "spa", "eng", expressive=False)
 
     jobs = [*stream_jobs(pool_pipeline, utterances[:4], pause_s=CHUNK_S / 2), upload, upload]
 
-    def calls_on_victim() -> int:
-        return next(r.calls for r in pool.replicas() if r.replica == victim.replica)
-
     def kill() -> None:
-        # Once the victim is answering this test's calls (the streams keep calling it until they end), so that
-        # calls are in flight on it or routed to it before Serve notices: on a quiet machine waiting for an
-        # upload's first segment came after the streams had finished.
-        before, deadline = calls_on_victim(), time.monotonic() + 60
-        while calls_on_victim() < before + 3 and time.monotonic() < deadline:
+        # The replica that answers this test's calls fastest (each session stays on the replica it hashes to, so
+        # either may have few of them), once it has answered three: calls are then in flight on it or routed to it
+        # before Serve notices. (On a quiet machine, waiting for an upload's first segment came too late.)
+        before, deadline = {r.replica: r.calls for r in pool.replicas()}, time.monotonic() + 60
+        while time.monotonic() < deadline:
+            busiest = max(pool.replicas(), key=lambda r: r.calls - before.get(r.replica, 0))
+            if busiest.calls - before.get(busiest.replica, 0) >= 3:
+                break
             time.sleep(0.02)
-        os.kill(victim.pid, signal.SIGKILL)
+        killed.append((busiest, busiest.calls - before.get(busiest.replica, 0)))
+        os.kill(busiest.pid, signal.SIGKILL)
 
     results = on_threads([*jobs, kill])
+    [(victim, answered)] = killed
+    assert answered >= 3  # killed while it was serving this test's sessions, not after they had ended
     for got, want in zip(results[:4], local_streams[:4], strict=True):
         assert committed(got) == committed(want) and committed(want)
     want_file = one_thread(lambda: pipeline.translate_recording(audio, "s2st", "spa", "eng", expressive=False))
@@ -307,7 +321,9 @@ def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utte
         assert [s.text for s in got.segments] == [s.text for s in want_file.segments]
         assert np.array_equal(got.audio, want_file.audio)
     notices = [[e.message for e in r if isinstance(e, Notice)] for r in results[:4]]
-    assert pool.retries > retries and all(n in ([], [RECONNECTING]) for n in notices), (pool.retries, notices)
+    # A call the kill caught is sent again by the pool (one notice) or, when Serve's router learns of the death
+    # first, routed to the other replica; a moved session's call that names a state carries it once ("missing").
+    assert all(n in ([], [RECONNECTING]) for n in notices), (pool.retries - retries, pool.resends - resends, notices)
 
     deadline = time.monotonic() + REPLACED_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -316,10 +332,10 @@ def test_a_replica_killed_mid_stream_loses_nothing(pool_pipeline, pipeline, utte
             break
         time.sleep(1.0)
     assert states.get("RUNNING") == 2, states
-    session = pool.session("after")
-    for _ in range(40):  # the replacement answers calls too
-        session.encode(utterances[0][:SAMPLE_RATE_HZ])
-        if len({r.replica for r in pool.replicas()} - {r.replica for r in [victim]}) >= 2:
+    for i in range(40):  # the replacement answers calls too (new sessions: each stays on the replica it hashes to)
+        session = pool.session(f"after{i}")
+        session.continue_text(session.encode(utterances[0][:SAMPLE_RATE_HZ]), "spa", [], 1)
+        if len({r.replica for r in pool.replicas()} - {victim.replica}) >= 2:
             break
     assert len({r.replica for r in pool.replicas()} - {victim.replica}) >= 2, pool.replicas()
 
@@ -343,3 +359,114 @@ def test_the_deployment_files_are_valid_serve_configs(pool_pipeline):  # after t
     engine, scheduler = built._bound_deployment.init_args
     assert engine.model == "tiny" and scheduler.max_batch_rows == 4
     assert built._bound_deployment._deployment_config.num_replicas == 3
+
+
+def settled_calls(url: str) -> float:
+    """All replicas' answered calls once the count stops moving (Ray reports metrics every couple of seconds, so a
+    count read right after calls can still grow by them)."""
+    last = sum(per_replica(url).values())
+    while True:
+        time.sleep(2.5)
+        now = sum(per_replica(url).values())
+        if now == last:
+            return now
+        last = now
+
+
+def joining(pool_pipeline: Pipeline) -> list[str]:
+    """The flags of a front end that joins this module's pool."""
+    return ["--backend", "ray", "--ray-address", pool_pipeline.pool.head.address, "--ray-app-name", APP]
+
+
+def test_the_cli_translates_a_file_through_the_pool(pool_pipeline, pipeline, uploads, tmp_path, monkeypatch):
+    """``app.py translate`` joining the pool writes the local backend's files, and the replicas answered its calls."""
+    from engine.audio import write_wav
+    from engine.file_translation import write_outputs
+    from ui.cli import main
+
+    path = write_wav(tmp_path / "talk.wav", uploads[1])
+    url = pool_pipeline.pool.head.metrics_url
+    before = settled_calls(url)
+    monkeypatch.setenv("PARLEY_CACHE_DIR", str(TEST_CACHE))
+    args = ["translate", str(path), "--task", "s2tt", "--src", "eng", "--tgt", "spa", "--model", "tiny", "--device",
+            "cpu", "--out", str(tmp_path / "pool"), "--quiet", *joining(pool_pipeline)]  # fmt: skip
+    assert main(args) == 0
+    want = one_thread(lambda: pipeline.translate_recording(load_audio(path), "s2tt", "spa", "eng"))
+    write_outputs(want, tmp_path / "local", "talk")
+    for name in ("talk.spa.txt", "talk.spa.srt", "talk.eng.txt"):
+        assert (tmp_path / "pool" / name).read_text() == (tmp_path / "local" / name).read_text(), name
+    assert (tmp_path / "local" / "talk.spa.txt").read_text().strip()
+    calls = wait_for_metrics(url, lambda c: sum(c.values()) >= before + 2 * len(want.segments))
+    assert sum(calls.values()) >= before + 2 * len(want.segments)  # an encode and a decode per segment at least
+
+
+def test_the_desktop_mode_translates_through_the_pool(pool_pipeline, pulse, desktop_speech, tmp_path):
+    """``app.py --desktop`` joining the pool: captions from a PulseAudio microphone, a clean stop, the session's
+    files, and every one of its model calls answered by the replicas (the pool had no other caller meanwhile)."""
+    out, stdout, stderr = tmp_path / "session", tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    url = pool_pipeline.pool.head.metrics_url
+    with stdout.open("w") as out_file, stderr.open("w") as err_file:
+        args = ["--model", "tiny", "--task", "s2tt", "--tgt", "spa", "--src", "eng", "--input-device", "pulse",
+                "--out", str(out), *joining(pool_pipeline)]  # fmt: skip
+        token = {"RAY_AUTH_TOKEN_PATH": str(Path.home() / ".ray" / "auth_token")}  # its HOME is PulseAudio's
+        proc = desktop(pulse | token, *args, stdout=out_file, stderr=err_file)
+        try:
+            wait_for(stdout, r"^Listening on 'pulse'", proc)
+            before = settled_calls(url)
+            subprocess.run(["paplay", "-d", MIC_SINK, str(desktop_speech)], env=pulse, check=True, timeout=30)
+            wait_for(stdout, r"^segment [\d.]+-[\d.]+ s: \S", proc, timeout_s=60)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0, stderr.read_text()
+        finally:
+            proc.kill()
+    assert "Traceback" not in stderr.read_text()
+    assert (out / "translation.txt").read_text(encoding="utf-8").strip()
+    calls = wait_for_metrics(url, lambda c: sum(c.values()) >= before + 2)
+    assert sum(calls.values()) >= before + 2  # the segment's encode and continuation, at least
+
+
+def started_by(pid: int) -> dict[int, Process]:
+    """``pid`` and every process below it, or in the session it leads (a process whose parent died is adopted by
+    init but keeps its session)."""
+    table = process_table()
+    return subtree([pid], table) | {p.pid: p for p in table.values() if p.session == pid}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_command_run(tmp_path_factory):
+    """The one-command run (``./parley run --backend ray`` after its setup step, which the tests do not repeat) with a
+    head of its own, started before this module's first test so that its start (tens of seconds, mostly waiting on
+    Ray) overlaps the other tests; whatever it left is killed at the end."""
+    log = tmp_path_factory.mktemp("run") / "run.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("RAY_ADDRESS", None)
+    args = [sys.executable, "app.py", "--backend", "ray", "--replicas", "1", "--replica-num-cpus", "0.5", "--model",
+            "tiny", "--device", "cpu", "--cache-dir", str(TEST_CACHE), "--port", str(RUN_PORT), "--ray-app-name",
+            "parley-run", "--ray-dashboard-port", str(RUN_DASHBOARD_PORT), "--ray-metrics-port",
+            str(RUN_METRICS_PORT)]  # fmt: skip
+    with log.open("w") as out:
+        run = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=out, start_new_session=True)
+    try:
+        yield run, log
+    finally:
+        end(started_by(run.pid), grace_s=0.0)
+        run.wait()
+
+
+def test_sigterm_stops_everything_the_one_command_run_started(one_command_run):
+    """The one-command run, serving; one SIGTERM to it, and within a bounded wait no process it started survives
+    (GCS, raylet, replica, Serve controller, dashboard and runtime-env agents), and it exits."""
+    run, log = one_command_run
+    wait_for_port(RUN_PORT, run, log)
+    tree = started_by(run.pid)
+    commands = " ".join(p.command for p in tree.values())
+    for part in ("gcs_server", "raylet", "dashboard/agent.py", "runtime_env/agent/main.py", "ModelReplica"):
+        assert part in commands, (part, tree)  # what must be stopped was running
+    run.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOPPED_WITHIN_S
+    left = survivors(tree)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = survivors(left)
+    assert not left, left
+    assert run.wait(5) is not None

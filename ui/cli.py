@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compose.settings import CLI, Settings, add_arguments, load_settings
+from compose.stopping import stopping_like_ctrl_c
 from engine.languages import Capability, UnknownLanguageError, get_language
 from engine.tasks import Task
 
@@ -56,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with stopping_like_ctrl_c():  # a stop by signal also shuts down a Ray head started here
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:
+            print("Stopped; the files written until then are kept.", file=sys.stderr)
+            return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

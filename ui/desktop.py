@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from compose.settings import DESKTOP, Settings, add_arguments, load_settings
+from compose.stopping import STOP_SIGNALS
 from engine.audio import resample
 from engine.languages import Capability, get_language
 from engine.tasks import Task
@@ -220,10 +221,11 @@ class SetupError(RuntimeError):
 
 
 class StopRequest:
-    """SIGINT (Ctrl-C) and SIGTERM become flags that the main thread polls, so a stop never lands in the middle of
-    the model or of a file write. The first asks for a clean stop; the second also skips waiting for playback."""
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP become flags that the main thread polls, so a stop never lands in the
+    middle of the model or of a file write. The first asks for a clean stop; the second also skips waiting for
+    playback."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, *STOP_SIGNALS)
 
     def __init__(self) -> None:
         self.requested = threading.Event()
@@ -247,6 +249,7 @@ def start_session(options: DesktopOptions, settings: Settings) -> tuple[Streamin
     watermark marker that every piece of its speech goes through."""
     import transformers
 
+    from cluster.head import PoolUnavailableError
     from compose.pipeline import build_pipeline
     from engine.languages import UnknownLanguageError
     from engine.models import ModelUnavailableError
@@ -257,7 +260,7 @@ def start_session(options: DesktopOptions, settings: Settings) -> tuple[Streamin
         pipeline = build_pipeline(settings)
         session = pipeline.stream(options.tgt_lang or options.src_lang, options.task, src_lang=options.src_lang)
         return session, pipeline.marker(f"desktop-{os.getpid()}-{os.urandom(4).hex()}")  # one session id per run
-    except (ModelUnavailableError, UnknownLanguageError) as e:
+    except (ModelUnavailableError, UnknownLanguageError, PoolUnavailableError) as e:
         raise SetupError(str(e)) from e
 
 
