@@ -8,7 +8,7 @@ import numpy as np
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
 from engine.audio import SAMPLE_RATE_HZ
-from engine.prosody.analysis.activity import activity, pause_layout
+from engine.prosody.analysis.activity import NOISE_SPREAD_STD, activity, pause_layout
 from engine.prosody.analysis.frames import HOP_S, frame_levels_db, moving_average
 
 #: Syllable nuclei (after de Jong & Wempe 2009): peaks of the 30 ms-smoothed intensity of the vowel-formant band
@@ -38,7 +38,7 @@ def syllable_nuclei(audio: np.ndarray) -> np.ndarray:
     Only peaks on active hops count: in a noisy room the noise's own peaks in the pauses (other talkers' syllables,
     in babble) are not the speaker's syllables.
     """
-    active = activity(audio)
+    active = activity(audio, spread_std=NOISE_SPREAD_STD)
     if not active.any():
         return np.zeros(0, dtype=int)
     levels = frame_levels_db(sosfiltfilt(_nucleus_band(), audio).astype(np.float32))
