@@ -167,6 +167,15 @@ def bundled_terms(lang: str) -> list[str]:
     return entries + list(read_restored().get(lang, ()))
 
 
+def _read_tsv(path: Path, what: str) -> list[dict[str, str]]:
+    """The rows of one of the project's tab-separated tables (lines starting with ``#`` are comments)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            return list(csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ToxicityListError(f"cannot read {what} {path}: {e}") from e
+
+
 @lru_cache(maxsize=1)
 def read_restored(path: Path = RESTORED) -> dict[str, tuple[str, ...]]:
     """``restored.tsv`` as language -> entries (columns ``lang``, ``entry``, ``package``, ``meaning``).
@@ -174,11 +183,7 @@ def read_restored(path: Path = RESTORED) -> dict[str, tuple[str, ...]]:
     The frequency filter drops frequent entries of the unreviewed lists, since ordinary words are frequent; but so
     are the curses people say most (Swedish *skit*, Russian *блять*), so a review of what it dropped puts those back.
     """
-    try:
-        with path.open(encoding="utf-8") as f:
-            rows = list(csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ToxicityListError(f"cannot read restored entries {path}: {e}") from e
+    rows = _read_tsv(path, "restored entries")
     restored: dict[str, list[str]] = {}
     for row in rows:
         restored.setdefault(row["lang"], []).append(row["entry"])
@@ -187,11 +192,7 @@ def read_restored(path: Path = RESTORED) -> dict[str, tuple[str, ...]]:
 
 def read_stem_exceptions(path: Path = STEM_EXCEPTIONS) -> dict[str, frozenset[str]]:
     """``stem_exceptions.tsv`` as language -> stems never to match by stem (columns ``lang``, ``stem``, …)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ToxicityListError(f"cannot read stem exceptions {path}: {e}") from e
+    rows = _read_tsv(path, "stem exceptions")
     stems: dict[str, set[str]] = {}
     for row in rows:
         stems.setdefault(row["lang"], set()).add(row["stem"])
@@ -200,11 +201,7 @@ def read_stem_exceptions(path: Path = STEM_EXCEPTIONS) -> dict[str, frozenset[st
 
 def read_allow_list(path: Path) -> dict[str, frozenset[str]]:
     """``allow.tsv`` as language -> terms never to flag (columns ``lang``, ``term``, ``meaning``)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            rows = list(csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ToxicityListError(f"cannot read allow-list {path}: {e}") from e
+    rows = _read_tsv(path, "allow-list")
     allowed: dict[str, set[str]] = {}
     for number, row in enumerate(rows, start=2):
         if not row.get("lang") or not row.get("term"):
