@@ -18,7 +18,7 @@ from compose.settings import Settings
 from engine.backend import StreamingBackend
 from engine.file_translation import FileTranslation, Progress, translate_recording
 from engine.hooks import Report
-from engine.languages import get_language
+from engine.languages import all_languages, get_language
 from engine.mitigation import translate_texts_checked
 from engine.models import LoadedModel, load_model
 from engine.prosody import ExpressiveOptions, ExpressiveStage
@@ -184,6 +184,7 @@ def build_pipeline(settings: Settings, loaded: LoadedModel | None = None) -> Pip
             toxicity=ToxicityOptions(toxicity_dir=settings.safety.toxicity_dir),
         )
         judge = SafetyJudge(options, tokenize=loaded.tokenizer.tokenize)  # ETOX: the model's own tokens
+        judge.prepare(lang.code for lang in all_languages())
     expressive_options = ExpressiveOptions(cache_dir=settings.engine.cache_dir)
     voices = VoiceMatcher(translator, expressive_options, encoder=ResemblyzerEncoder())
     voices.prepare()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +140,11 @@ class SafetyJudge:
         self.options = options if options is not None else SafetyOptions()
         self._toxicity = ToxicityDetector(self.options.toxicity, tokenize=tokenize)
         self._gender = GenderBiasChecker(self.options.gender)
+
+    def prepare(self, langs: Iterable[str]) -> None:
+        """Build the toxicity lists of ``langs`` at start-up rather than during someone's first request in a language
+        (the gender lexicons are small: reading all of them takes 30 ms)."""
+        self._toxicity.prepare(langs)
 
     def needs_source(self, text: str, tgt_lang: str, start: int = 0) -> bool:
         """Whether judging ``text`` after character ``start`` needs the source text: only when the new part holds

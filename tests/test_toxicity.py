@@ -472,3 +472,11 @@ def test_streams_that_first_reach_a_language_at_once_all_get_its_whole_lists():
         got = list(pool.map(judge, [i * 0.03 for i in range(40)]))
     want = [m.term for m in ToxicityDetector(ToxicityOptions(toxicity_dir=None)).detect(sentence, "eng").matches]
     assert want and got == [want] * 40
+
+
+def test_prepared_lists_are_not_read_again_by_a_request(monkeypatch):
+    """Start-up builds the lists (compose/pipeline.py prepares every language); a request then reads no list."""
+    fresh = ToxicityDetector()
+    fresh.prepare(["spa", "eng"])
+    monkeypatch.setattr(fresh, "_list_entries", lambda lang: pytest.fail(f"the {lang} list was read by a request"))
+    assert fresh.added_toxicity("You are an idiot.", "eng", "Eres un idiota.", "spa").source.toxic

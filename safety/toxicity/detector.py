@@ -357,6 +357,12 @@ class ToxicityDetector:
         words = (t for t in terms if len(t) == 1 and STEM not in t[0] and len(t[0]) >= MIN_STEM_LETTERS)
         return _Lexicon((t for t in words if t[0] not in never), self.options.min_stretch)
 
+    def prepare(self, langs: Iterable[str]) -> None:
+        """Build the lists of ``langs`` now. Why: a language's lists are otherwise built by its first request, which
+        then waits for it (0.4 s on an idle core, 2.4 s measured on 2 cores serving three live streams)."""
+        for lang in langs:
+            self._lexicon(lang)
+
     def term_count(self, lang: str) -> int:
         """How many distinct terms the detector matches for ``lang`` (after the allow-list); 0: not covered."""
         return self._lexicon(lang).size
