@@ -7,6 +7,7 @@ keeps it in a global.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -114,6 +115,14 @@ def hub_reachable(options: EngineOptions, timeout_s: float = HUB_PROBE_TIMEOUT_S
         return False
 
 
+def cpu_threads(options: EngineOptions) -> int:
+    """Torch threads for model passes on CPU: the configured number, or half the cores this process may use."""
+    if options.cpu_threads is not None:
+        return options.cpu_threads
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, usable // 2)
+
+
 def load_model(options: EngineOptions) -> LoadedModel:
     """Load the model, tokenizer and feature extractor named by ``options``.
 
@@ -142,10 +151,13 @@ def load_model(options: EngineOptions) -> LoadedModel:
             "was found. Use --model tiny for offline testing, or --model PATH with a downloaded model folder."
         ) from e
     model = model.to(device).eval()
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(options))
     if precision.quantize_int8:
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     seconds = time.perf_counter() - started
-    log.info("Loaded %s on %s, %s, in %.1f s", options.model, device, precision.status, seconds)
+    threads = f", {torch.get_num_threads()} torch threads" if device.type == "cpu" else ""
+    log.info("Loaded %s on %s, %s%s, in %.1f s", options.model, device, precision.status, threads, seconds)
     return LoadedModel(
         name=options.model,
         model=model,

@@ -1,13 +1,17 @@
 """The five tasks on the tiny model (real transformers code), and the encoder-once speech→speech path."""
 
+import dataclasses
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from engine.languages import UnknownLanguageError
-from engine.models import ModelUnavailableError, load_model
+from engine.models import ModelUnavailableError, cpu_threads, load_model
 from engine.options import EngineOptions
-from engine.translator import Task, Translator
+from engine.presets import text_token_budget
+from engine.translator import HEAD_TOKENS, Task, Translator
 
 
 class EncoderCalls:
@@ -55,6 +59,31 @@ def test_batch_returns_one_result_per_input_in_order(translator):
     singles = [translator.translate([t], Task.T2TT, "deu", src_lang="eng")[0] for t in texts]
     assert len(batch) == 3
     assert [r.text for r in batch] == [r.text for r in singles]  # text encoder masks padding exactly
+
+
+def test_a_short_text_is_not_decoded_to_the_models_limit(translator, loaded, hello_audio):
+    """The tiny model never ends a sentence: a text's decode stops at its own budget (each row's, in a batch),
+    while speech keeps the model's bound."""
+    texts = ["Yes.", "Good morning."]  # two lengths whose budgets are under the tiny model's 64 tokens
+    encoded = translator.encode_text(texts, "eng")
+    lengths = [int(n) for n in encoded.attention_mask.sum(1)]
+    results = translator.decode(encoded, Task.T2TT, "deu")
+    limit = loaded.model.generation_config.max_new_tokens
+    for result, n in zip(results, lengths, strict=True):
+        assert len(translator.without_trailing_specials(result.token_ids)) - HEAD_TOKENS == text_token_budget(n)
+        assert text_token_budget(n) < limit
+    speech = translator.encode_speech([hello_audio])
+    assert translator.token_budgets(speech, Task.S2TT) == [limit]
+
+
+def test_the_model_uses_the_configured_cpu_threads(tiny_options):
+    before = torch.get_num_threads()
+    try:
+        load_model(dataclasses.replace(tiny_options, cpu_threads=1))
+        assert torch.get_num_threads() == 1
+        assert cpu_threads(tiny_options) == max(1, len(os.sched_getaffinity(0)) // 2)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_speech_to_speech_runs_the_encoder_once_and_matches_generate(translator, loaded, hello_audio):
