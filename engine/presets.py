@@ -18,6 +18,17 @@ def token_budget(duration_s: float) -> int:
     return MIN_TOKEN_BUDGET + math.ceil(MAX_TOKENS_PER_S * duration_s)
 
 
+#: The same bound for text input: tokens generated per source token (special tokens included). Translations between
+#: the model's languages rarely need twice their source's tokens, so this only stops a decode that never ends, which
+#: would otherwise run to the model's 256 tokens however short the sentence.
+MAX_TOKENS_PER_SOURCE_TOKEN = 4
+
+
+def text_token_budget(source_tokens: int) -> int:
+    """Most text tokens generated for a text of ``source_tokens`` tokens."""
+    return MIN_TOKEN_BUDGET + MAX_TOKENS_PER_SOURCE_TOKEN * source_tokens
+
+
 @dataclass(frozen=True)
 class LatencyPreset:
     """How eagerly to commit. Durations are rounded to whole 32 ms VAD windows."""

@@ -31,7 +31,6 @@ class ScheduledTranslator:
     def __init__(self, scheduler: InferenceScheduler, key: object, priority: Priority) -> None:
         self._scheduler, self._key, self._priority = scheduler, key, priority
         self._translator = scheduler.translator
-        self._gen = scheduler.translator.loaded.model.generation_config
 
     # ---- no model call: the translator's own --------------------------------------------------------------------
 
@@ -63,10 +62,9 @@ class ScheduledTranslator:
     ) -> list[TranslationResult]:
         """:meth:`Translator.decode` for greedy decoding: the rows decode in one batch; speech is made per row."""
         items = [encoded.item(i) for i in range(encoded.hidden_states.shape[0])]
-        budget = self._translator.options.max_new_tokens or self._gen.max_new_tokens
-        budget = budget or self._gen.max_length - HEAD_TOKENS  # what generate allows after the head
+        budgets = self._translator.token_budgets(encoded, task)
         bans = tuple(tuple(b) for b in bad_words_ids)
-        rows = [(decode_row(item, tgt_lang, (), budget, bans),) for item in items]
+        rows = [(decode_row(item, tgt_lang, (), budget, bans),) for item, budget in zip(items, budgets, strict=True)]
         head = tuple(self._translator.decoder_head(tgt_lang))
         decoded = self._submit(Kind.CONTINUE, rows)
         sequences = [(*head, *new) for new, _ in decoded]

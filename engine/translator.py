@@ -31,6 +31,7 @@ from engine.banned_words import bad_words_ids
 from engine.languages import Capability, UnknownLanguageError, get_language
 from engine.models import LoadedModel
 from engine.options import EngineOptions
+from engine.presets import text_token_budget
 from engine.tasks import Task
 
 
@@ -147,6 +148,16 @@ class Translator:
         mask = tokens["attention_mask"].to(self.loaded.device)
         hidden = self._model.text_encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return Encoded(hidden, mask, time.perf_counter() - started)
+
+    def token_budgets(self, encoded: Encoded, task: Task) -> list[int]:
+        """Most new tokens for each of ``encoded``'s rows: the configured (or the model's) bound, and for text input
+        at most :func:`engine.presets.text_token_budget` of the row's own length (so a row decodes the same in any
+        batch)."""
+        budget = self.options.max_new_tokens or self._gen.max_new_tokens or self._gen.max_length - HEAD_TOKENS
+        rows = encoded.hidden_states.shape[0]
+        if task.speech_input or encoded.attention_mask is None:
+            return [budget] * rows
+        return [min(budget, text_token_budget(int(n))) for n in encoded.attention_mask.sum(1)]
 
     def generation_kwargs(self) -> dict:
         """Decoding settings from the options; unset ones fall back to the model's generation config."""
@@ -309,8 +320,10 @@ class Translator:
     ) -> list[TranslationResult]:
         """Everything after the encoder, for an already validated target language. ``generate_kwargs`` go to
         :meth:`generate_text` (the safety stage re-decodes with ``bad_words_ids``)."""
+        budgets = self.token_budgets(encoded, task)
         started = time.perf_counter()
-        sequences = self.generate_text(encoded, tgt_lang, **generate_kwargs)
+        sequences = self.generate_text(encoded, tgt_lang, max_new_tokens=max(budgets), **generate_kwargs)
+        sequences = cap_rows(sequences, budgets, self._gen.pad_token_id)
         timings = {"encoder": encoded.seconds, "text_decoder": time.perf_counter() - started}
         texts = self.loaded.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         speech = None
@@ -338,6 +351,16 @@ class Translator:
 
     def speech_to_text(self, audio: np.ndarray, tgt_lang: str) -> TranslationResult:
         return self.translate([audio], Task.S2TT, tgt_lang)[0]
+
+
+def cap_rows(sequences: torch.Tensor, budgets: Sequence[int], pad_id: int) -> torch.Tensor:
+    """Generated sequences with row i cut after the head and ``budgets[i]`` new tokens, as generating that row alone
+    with that budget gives (greedy decoding is causal), padded to the longest kept row."""
+    kept = [min(sequences.shape[1], HEAD_TOKENS + b) for b in budgets]
+    capped = sequences[:, : max(kept)].clone()
+    for row, length in enumerate(kept):
+        capped[row, length:] = pad_id
+    return capped
 
 
 def run_task(
