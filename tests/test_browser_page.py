@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from engine.audio import load_audio, write_wav
-from tests.test_browser import BROWSER_FLAGS, choose, free_port, mic_wav, serve_app  # noqa: F401  (mic_wav: the fake microphone)
+from tests.test_browser import choose, free_port, mic_wav, open_browser, serve_app  # noqa: F401  (mic_wav: the fake microphone)
 
 from axe_playwright_python.sync_playwright import Axe  # isort: skip
 from playwright.sync_api import expect, sync_playwright  # isort: skip  (after test_browser's checks)
@@ -78,9 +78,7 @@ def server(tiny_settings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(mic_wav):  # noqa: F811
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path="/usr/bin/chromium", args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={mic_wav}"]
-        )
+        b = open_browser(p, mic_wav)
         yield b
         b.close()
 

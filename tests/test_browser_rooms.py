@@ -26,7 +26,7 @@ if shutil.which("chromium") is None:
 
 from playwright.sync_api import expect, sync_playwright
 
-from tests.test_browser import BROWSER_FLAGS, choose, expect_audio, serve_app
+from tests.test_browser import choose, expect_audio, open_browser, serve_app
 
 ARTIFACTS = REPO / "test-artifacts"
 PORT = 7981  # this suite's own port (7980–7999)
@@ -56,10 +56,7 @@ def server(tiny_settings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(mic_wav):
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={mic_wav}"],
-        )
+        b = open_browser(p, mic_wav)
         yield b
         b.close()
 
