@@ -176,13 +176,12 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch intra-op threads (on a shared 2-core box 2 threads spin)"
     )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         audio = [speech_with_pauses(Path(tmp), args.speech_s, v) for v in range(16)]
         segments = [speak(s, Path(tmp), 9000 + i) for i, s in enumerate(SENTENCES[:3])]
     streams = [browser_chunks(a) for a in audio]
-    options = EngineOptions(model="tiny", device="cpu", precision=args.precision)
+    options = EngineOptions(model="tiny", device="cpu", precision=args.precision, cpu_threads=args.threads)
     loaded = load_model(options)
     streams_n = args.streams or ("1,2,4,8,16" if args.size == "tiny" else "")
     if args.size == "full":
