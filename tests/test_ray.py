@@ -215,7 +215,15 @@ def front_ends(pool_pipeline, ray_settings, tmp_path_factory):
         yield app, other, log
     finally:
         other.send_signal(signal.SIGINT)
-        other.wait(30)
+        try:
+            other.wait(30)
+        except subprocess.TimeoutExpired:
+            # Seen once in a full clean-clone run on 2 cores: the joined front end had not exited 30 s after Ctrl-C
+            # (it lost the head's GCS meanwhile); not reproduced alone. Its stop is not what this module tests (the
+            # one-command run's is): end it, and keep its log's tail in the output.
+            print(f"front end B still running 30 s after SIGINT; its log ends:\n{log.read_text()[-2000:]}")
+            end(started_by(other.pid), grace_s=0.0)
+            other.wait(10)
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout_s: float = 150.0) -> None:
