@@ -116,9 +116,13 @@ def hub_reachable(options: EngineOptions, timeout_s: float = HUB_PROBE_TIMEOUT_S
 
 
 def cpu_threads(options: EngineOptions) -> int:
-    """Torch threads for model passes on CPU: the configured number, or half the cores this process may use."""
+    """Torch threads for model passes on CPU: the configured number; else what ``OMP_NUM_THREADS`` gave torch (Ray
+    sets it from a replica's ``num_cpus``: half a 16-core host would oversubscribe a 2-CPU replica); else half the
+    cores this process may use."""
     if options.cpu_threads is not None:
         return options.cpu_threads
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, usable // 2)
 

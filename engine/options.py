@@ -40,11 +40,14 @@ class EngineOptions:
     precision: str = field(
         default="auto", metadata=_help("number format; auto picks the fastest for the device", choices=PRECISIONS)
     )
-    #: Torch's intra-op threads on CPU; None: half the cores. Why not all: the model passes run on one scheduler
-    #: thread beside the sessions' own (audio, VAD, safety) and the web server's, and on a small shared machine the
-    #: extra OpenMP threads spin for cores those need (2 cores, three live streams: a decode step 15.5 ms with two
-    #: threads, 7.4 ms with one; bench/capacity.py measures with one).
-    cpu_threads: int | None = field(default=None, metadata=_help("torch threads on CPU (default: half the cores)"))
+    #: Torch's intra-op threads on CPU; None: OMP_NUM_THREADS when set (as Ray sets it for a replica), else half the
+    #: cores. Why not all: the model passes run on one scheduler thread beside the sessions' own (audio, VAD, safety)
+    #: and the web server's, and on a small shared machine the extra OpenMP threads spin for cores those need
+    #: (2 cores, three live streams: a decode step 15.5 ms with two threads, 7.4 ms with one; bench/capacity.py
+    #: measures with one).
+    cpu_threads: int | None = field(
+        default=None, metadata=_help("torch threads on CPU (default: OMP_NUM_THREADS, else half the cores)")
+    )
     #: Where Parley keeps what it builds itself (the tiny model, voice profiles).
     cache_dir: Path = field(default=DEFAULT_CACHE_DIR, metadata=_help("where Parley keeps what it builds"))
     #: Longest recording accepted, in seconds; longer uploads get a clear error instead of exhausting memory.

@@ -76,12 +76,17 @@ def test_a_short_text_is_not_decoded_to_the_models_limit(translator, loaded, hel
     assert translator.token_budgets(speech, Task.S2TT) == [limit]
 
 
-def test_the_model_uses_the_configured_cpu_threads(tiny_options):
+def test_the_model_uses_the_configured_cpu_threads(tiny_options, monkeypatch):
     before = torch.get_num_threads()
     try:
         load_model(dataclasses.replace(tiny_options, cpu_threads=1))
         assert torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         assert cpu_threads(tiny_options) == max(1, len(os.sched_getaffinity(0)) // 2)
+        # A Ray replica: OMP_NUM_THREADS (from its num_cpus) set torch's threads; the default keeps them.
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        torch.set_num_threads(3)
+        assert cpu_threads(tiny_options) == 3
     finally:
         torch.set_num_threads(before)
 
