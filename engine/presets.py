@@ -20,7 +20,7 @@ def token_budget(duration_s: float) -> int:
 
 #: The same bound for text input: tokens generated per source token (special tokens included). Translations between
 #: the model's languages rarely need twice their source's tokens, so this only stops a decode that never ends, which
-#: would otherwise run to the model's 256 tokens however short the sentence.
+#: would otherwise run to the model's own limit however short the sentence.
 MAX_TOKENS_PER_SOURCE_TOKEN = 4
 
 

@@ -16,12 +16,11 @@ class Layout:
     coded bits in order. Each symbol owns a block of adjacent bands over ``columns_per_symbol`` adjacent columns,
     and its chips form a checkerboard (from a keyed first sign): alternating along frequency, because the
     detector's feature compares a tile with its frequency neighbours and so sees an alternating change twice; and
-    alternating along time (every ``chip_run_columns`` columns), so that the host's own structure across
-    frequency (voiced harmonics, formants), which
-    barely changes from one 16 ms column to the next, cancels out of the symbol's correlation. (Measured with
-    32 ms tiles on 24 espeak clips: keyed random chips read the payload on 75 % of clips without attack, the
-    checkerboard on all.) Which block a symbol gets is a keyed permutation, so neighbouring coded bits lie far apart
-    in time (interleaving against bursts such as pauses).
+    alternating along time (every ``chip_run_columns`` columns), so that the host's own structure across frequency
+    (voiced harmonics, formants), which barely changes from one 16 ms column to the next, cancels out of the
+    symbol's correlation. (Measured with 32 ms tiles on 24 espeak clips: keyed random chips read the payload on 75 %
+    of clips without attack, the checkerboard on all.) Which block a symbol gets is a keyed permutation, so
+    neighbouring coded bits lie far apart in time (interleaving against bursts such as pauses).
     """
 
     def __init__(self, key: WatermarkKey, options: WatermarkOptions) -> None:
