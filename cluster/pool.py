@@ -201,7 +201,7 @@ class RemoteSession:
 
 class PoolTranslator:
     """The part of :class:`engine.translator.Translator` that file and text requests use
-    (:func:`engine.file_translation.translate_recording`, :func:`engine.mitigation.translate_texts_checked`),
+    (:func:`engine.file_translation.translate_recording`, :func:`engine.mitigation.check_texts`),
     with the model passes on the pool. Checks and tokenizer work stay local."""
 
     def __init__(self, pool: ReplicaPool, key: str) -> None:
@@ -223,6 +223,11 @@ class PoolTranslator:
     ) -> list[TranslationResult]:
         return self._pool.call("decode", self._key, Task(task).value, tgt_lang, speaker_id, bad_words_ids,
                                state=encoded)  # fmt: skip
+
+    def speak_decoded(
+        self, encoded: WireState, results: Sequence[TranslationResult], speaker_id: int | None = None
+    ) -> list[TranslationResult]:
+        return self._pool.call("speak_decoded", self._key, list(results), speaker_id, state=encoded)
 
     def translate(self, inputs, task: Task, tgt_lang: str, src_lang: str | None = None, speaker_id=None):
         """Text inputs only (the safety stage's gender alternative)."""

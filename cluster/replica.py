@@ -116,6 +116,10 @@ class ModelReplica:
 
         return self._with_state("decode", key, state, run, scheduled=False)
 
+    def speak_decoded(self, key: str, state: StateArg, results: list[TranslationResult], speaker_id) -> Reply | Missing:
+        run = lambda _, encoded: self.translator.speak_decoded(encoded, results, speaker_id)  # noqa: E731
+        return self._with_state("speak_decoded", key, state, run, scheduled=False)
+
     # ---- health -------------------------------------------------------------------------------------------------
 
     def check_health(self) -> None:

@@ -19,7 +19,7 @@ from engine.backend import StreamingBackend
 from engine.file_translation import FileTranslation, Progress, translate_recording
 from engine.hooks import Report
 from engine.languages import all_languages, get_language
-from engine.mitigation import translate_texts_checked
+from engine.mitigation import CheckedTexts, check_texts, speak_checked
 from engine.models import LoadedModel, load_model
 from engine.prosody import ExpressiveOptions, ExpressiveStage
 from engine.room import EventSink, RoomSession
@@ -159,7 +159,16 @@ class Pipeline:
         self, texts: Sequence[str], task: Task | str, tgt_lang: str, src_lang: str
     ) -> list[tuple[TranslationResult, Report | None]]:
         """Texts (one request's sentences decode together), at live priority: a person waits for the answer."""
-        return translate_texts_checked(self._requests(Priority.LIVE), self.judge, texts, task, tgt_lang, src_lang)
+        return speak_checked(self.check_texts(texts, task, tgt_lang, src_lang))
+
+    def check_texts(self, texts: Sequence[str], task: Task | str, tgt_lang: str, src_lang: str) -> CheckedTexts:
+        """:meth:`translate_texts` without the speech yet: the page shows the text first, then calls
+        :meth:`speak_texts`."""
+        return check_texts(self._requests(Priority.LIVE), self.judge, texts, task, tgt_lang, src_lang)
+
+    @staticmethod
+    def speak_texts(checked: CheckedTexts) -> list[tuple[TranslationResult, Report | None]]:
+        return speak_checked(checked)
 
     def _requests(self, priority: Priority) -> Translator | ScheduledTranslator:
         """One request's model calls: on the Ray pool, through the scheduler (its own round-robin turn, at

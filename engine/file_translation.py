@@ -111,7 +111,8 @@ def translate_recording(
             transcript = translator.decode(encoded, Task.S2TT, src)[0].text
         safety = None
         if judge is not None:  # before the speech is shaped: the judge may ask to re-decode, mask or silence it
-            result, safety = checked_decode(translator, judge, encoded, result, transcript, src, speaker)
+            result, verdict = checked_decode(translator, judge, encoded, result, transcript, src, speaker)
+            safety = verdict.report
             transcript = result.text if task is Task.ASR else transcript
         speech = result.waveform
         if expressive is not None and speech is not None:

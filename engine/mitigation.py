@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -54,11 +55,11 @@ def checked_decode(
     source_text: str | None,
     src_lang: str | None,
     speaker_id: int | None = None,
-) -> tuple[TranslationResult, Report]:
+) -> tuple[TranslationResult, Verdict]:
     """Judge one finished translation (file and text paths): the result to use (itself, the MinTox re-decode from
-    the same ``encoded``, or a masked and silenced copy) and its report. ``encoded`` is the encoder output of this
-    one item. For speech input without ``source_text`` but with ``src_lang``, the transcript is decoded from
-    ``encoded`` (no second encoder pass)."""
+    the same ``encoded``, or a masked and silenced copy) and the final verdict (its ``report`` goes with the
+    result). ``encoded`` is the encoder output of this one item. For speech input without ``source_text`` but with
+    ``src_lang``, the transcript is decoded from ``encoded`` (no second encoder pass)."""
     started = time.perf_counter()
     transcription = result.task is Task.ASR
     if source_text is None and src_lang is not None and result.task.speech_input and not transcription:
@@ -81,32 +82,60 @@ def checked_decode(
         silent = None if checked.waveform is None else np.zeros_like(checked.waveform)
         checked = dataclasses.replace(checked, text=mask(checked.text, verdict.mask_spans), waveform=silent, units=None)
     timings = result.timings_s | {"safety": time.perf_counter() - started}
-    return dataclasses.replace(checked, timings_s=timings), verdict.report
+    return dataclasses.replace(checked, timings_s=timings), verdict
 
 
-def translate_texts_checked(
+@dataclass(frozen=True)
+class CheckedTexts:
+    """A text request's translations, judged, before any speech is made. Why two steps: a person reads the text
+    while its speech is made (:func:`speak_checked`), instead of waiting for both."""
+
+    translator: Translator | ScheduledTranslator  # the one whose encoder output ``encoded`` is
+    encoded: Encoded | None  # None for no texts
+    task: Task  # what was asked; the results so far hold text only
+    results: list[tuple[TranslationResult, Report | None]]
+    silenced: tuple[bool, ...]  # per result: its speech must be silence (masked words)
+
+
+def check_texts(
     translator: Translator | ScheduledTranslator,
     judge: Judge | None,
     texts: Sequence[str],
     task: Task | str,
     tgt_lang: str,
     src_lang: str,
-    speaker_id: int | None = None,
-) -> list[tuple[TranslationResult, Report | None]]:
-    """The text path: one encoder pass for the batch, each result judged (a mitigation re-decodes from the same
-    encoder output). Returns (result, report) per input, in order; the report is None without a judge."""
+) -> CheckedTexts:
+    """The text path's first step: one encoder pass for the batch, the text decoded and each result judged (a
+    mitigation re-decodes from the same encoder output)."""
     task = Task(task)
     if task.speech_input:
         raise ValueError(f"{task.value} takes speech; the text path takes t2tt or t2st")
     if not texts:
-        return []
+        return CheckedTexts(translator, None, task, [], ())
     tgt = translator.check_target(tgt_lang, task.speech_output)
     src = translator.check_source_text(src_lang)
     encoded = translator.encode_text(list(texts), src)
-    results = translator.decode(encoded, task, tgt, speaker_id)
+    decoded = translator.decode(encoded, Task.T2TT, tgt)
     if judge is None:
-        return [(result, None) for result in results]
-    return [
-        checked_decode(translator, judge, encoded.item(i), result, text, src, speaker_id)
-        for i, (text, result) in enumerate(zip(texts, results, strict=True))
+        return CheckedTexts(translator, encoded, task, [(r, None) for r in decoded], (False,) * len(decoded))
+    judged = [
+        checked_decode(translator, judge, encoded.item(i), result, text, src)
+        for i, (text, result) in enumerate(zip(texts, decoded, strict=True))
     ]
+    results = [(result, verdict.report) for result, verdict in judged]
+    return CheckedTexts(translator, encoded, task, results, tuple(bool(v.mask_spans) for _, v in judged))
+
+
+def speak_checked(
+    checked: CheckedTexts, speaker_id: int | None = None
+) -> list[tuple[TranslationResult, Report | None]]:
+    """The second step: the results as the task asked for them, with speech (silence where words are masked) when
+    it asks for speech."""
+    results = [dataclasses.replace(r, task=checked.task) for r, _ in checked.results]
+    if checked.task.speech_output and checked.encoded is not None:
+        results = checked.translator.speak_decoded(checked.encoded, results, speaker_id)
+        results = [
+            dataclasses.replace(r, waveform=np.zeros_like(r.waveform), units=None) if silent else r
+            for r, silent in zip(results, checked.silenced, strict=True)
+        ]
+    return [(r, report) for r, (_, report) in zip(results, checked.results, strict=True)]

@@ -10,6 +10,7 @@ alone (greedy), as for live steps.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -67,26 +68,32 @@ class ScheduledTranslator:
         rows = [(decode_row(item, tgt_lang, (), budget, bans),) for item, budget in zip(items, budgets, strict=True)]
         head = tuple(self._translator.decoder_head(tgt_lang))
         decoded = self._submit(Kind.CONTINUE, rows)
-        sequences = [(*head, *new) for new, _ in decoded]
-        timings = {"encoder": encoded.seconds, "text_decoder": max(t.run_s for _, t in decoded)}
-        queue_s = max(t.queue_wait_s for _, t in decoded)
-        speech: list[tuple[np.ndarray | None, tuple[int, ...] | None]] = [(None, None)] * len(items)
-        if task.speech_output:
-            payloads = [
-                (item, tgt_lang, s, len(s) - 1 - HEAD_TOKENS, speaker_id)
-                for item, s in zip(items, sequences, strict=True)
-            ]
-            spoken = self._submit(Kind.SPEAK, payloads)
-            speech = [result for result, _ in spoken]
-            timings["speech"] = sum(t.run_s for _, t in spoken)
-            queue_s += max(t.queue_wait_s for _, t in spoken)
-        timings["queue"] = queue_s
+        timings = {
+            "encoder": encoded.seconds,
+            "text_decoder": max(t.run_s for _, t in decoded),
+            "queue": max(t.queue_wait_s for _, t in decoded),
+        }
         decode = self._translator.loaded.tokenizer.decode
+        results = [
+            TranslationResult(task, tgt_lang, decode(list(s), skip_special_tokens=True).strip(), s, timings_s=timings)
+            for s in ((*head, *new) for new, _ in decoded)
+        ]
+        return self.speak_decoded(encoded, results, speaker_id) if task.speech_output else results
+
+    def speak_decoded(
+        self, encoded: Encoded, results: Sequence[TranslationResult], speaker_id: int | None = None
+    ) -> list[TranslationResult]:
+        """:meth:`Translator.speak_decoded`, one queued speech call per row."""
+        items = [encoded.item(i) for i in range(encoded.hidden_states.shape[0])]
+        payloads = [
+            (item, r.tgt_lang, r.token_ids, len(r.token_ids) - 1 - HEAD_TOKENS, speaker_id)
+            for item, r in zip(items, results, strict=True)
+        ]
+        spoken = self._submit(Kind.SPEAK, payloads)
+        spent = {"speech": sum(t.run_s for _, t in spoken), "speech_queue": max(t.queue_wait_s for _, t in spoken)}
         return [
-            TranslationResult(
-                task, tgt_lang, decode(list(s), skip_special_tokens=True).strip(), s, wave, units, timings_s=timings
-            )
-            for s, (wave, units) in zip(sequences, speech, strict=True)
+            replace(r, waveform=wave, units=units, timings_s=r.timings_s | spent)
+            for r, ((wave, units), _) in zip(results, spoken, strict=True)
         ]
 
     def translate(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -326,24 +326,41 @@ class Translator:
         sequences = cap_rows(sequences, budgets, self._gen.pad_token_id)
         timings = {"encoder": encoded.seconds, "text_decoder": time.perf_counter() - started}
         texts = self.loaded.tokenizer.batch_decode(sequences, skip_special_tokens=True)
-        speech = None
-        if task.speech_output:
-            started = time.perf_counter()
-            states = self.decoder_states(encoded, sequences)
-            timings["text_decoder"] += time.perf_counter() - started
-            speech = self.synthesize(states, sequences, tgt_lang, speaker_id)
-            timings |= {"text_to_unit": speech.t2u_seconds, "vocoder": speech.vocoder_seconds}
-        return [
+        results = [
             TranslationResult(
                 task=task,
                 tgt_lang=tgt_lang,
                 text=texts[i].strip(),
                 token_ids=tuple(int(t) for t in sequences[i]),
-                waveform=None if speech is None else speech.waveforms[i],
-                units=None if speech is None else speech.units[i],
                 timings_s=dict(timings),
             )
             for i in range(len(texts))
+        ]
+        return self.speak_decoded(encoded, results, speaker_id) if task.speech_output else results
+
+    @torch.inference_mode()
+    def speak_decoded(
+        self, encoded: Encoded, results: Sequence[TranslationResult], speaker_id: int | None = None
+    ) -> list[TranslationResult]:
+        """``results`` (one per row of ``encoded``, decoded from it) with their speech. Separate from
+        :meth:`decode` so that the text path can show a translation before its speech is made."""
+        pad = self._gen.pad_token_id
+        longest = max(len(r.token_ids) for r in results)
+        rows = [[*r.token_ids, *[pad] * (longest - len(r.token_ids))] for r in results]
+        sequences = torch.tensor(rows, device=encoded.hidden_states.device)
+        started = time.perf_counter()
+        states = self.decoder_states(encoded, sequences)
+        states_s = time.perf_counter() - started
+        speech = self.synthesize(states, sequences, results[0].tgt_lang, speaker_id)
+        spent = {"text_to_unit": speech.t2u_seconds, "vocoder": speech.vocoder_seconds}
+        return [
+            replace(
+                r,
+                waveform=speech.waveforms[i],
+                units=speech.units[i],
+                timings_s=r.timings_s | spent | {"text_decoder": r.timings_s.get("text_decoder", 0.0) + states_s},
+            )
+            for i, r in enumerate(results)
         ]
 
     def speech_to_speech(self, audio: np.ndarray, tgt_lang: str, speaker_id: int | None = None) -> TranslationResult:

@@ -291,8 +291,7 @@ def test_three_streams_and_a_text_request_at_once_with_default_settings(playwrig
     browsers.append(open_browser(playwright, niced=False))  # the person timed: their own browser, not niced
     texter = browsers[-1].new_page()
     texter.goto(url, wait_until="load")
-    texter.locator("#task").get_by_text("Text only").click()  # the scenario is captions and text throughout
-    texter.get_by_role("tab", name="Text").click()
+    texter.get_by_role("tab", name="Text").click()  # the default output, speech and text: the text comes first
     texter.locator("#text-in textarea").fill("Good morning, everyone.")
     for page in pages:
         page.locator("#mic").get_by_role("button", name="Record").click()
@@ -301,6 +300,7 @@ def test_three_streams_and_a_text_request_at_once_with_default_settings(playwrig
     texter.locator("#text-go").click()
     expect(texter.locator("#text-out textarea")).not_to_have_value("", timeout=30_000)
     text_s = time.monotonic() - started
+    expect_audio(texter, "text-audio")  # its speech follows
     for page in pages:  # captions while everyone is still speaking
         expect(page.locator("#captions .committed")).not_to_be_empty(timeout=30_000)
     assert len(app.registry) == 3

@@ -2,11 +2,13 @@
 
 Chromium's fake microphone plays a WAV file. The room test records what the room actually received from the
 speaker's browser (a spy around the real ``Room.speak``), then runs a solo live session into each language on the
-same chunks: every listener's captions must equal that session's committed text.
+same chunks: every listener's captions must equal that session's committed text, and each listener's player must
+have played all the speech the room handed it.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import re
@@ -93,12 +95,22 @@ def captions(page) -> str:
 
 
 def test_room_three_languages_late_joiner_and_end(browser, server, monkeypatch):
-    from ui.rooms import Room
+    from ui.rooms import Listener, Room
 
     app, url = server
     received: list[tuple[np.ndarray, int]] = []
     real_speak = Room.speak
     monkeypatch.setattr(Room, "speak", lambda self, s, r, now: (received.append((s, r)), real_speak(self, s, r, now)))
+    handed: dict[tuple[str, str], list[float]] = collections.defaultdict(list)  # (lang, key) → pieces' seconds
+    real_take = Listener.take_speech
+
+    def take_speech(self):
+        speech = real_take(self)
+        if speech is not None:
+            handed[self.lang, self.key].append(speech.shape[0] / SAMPLE_RATE_HZ)
+        return speech
+
+    monkeypatch.setattr(Listener, "take_speech", take_speech)
 
     speaker_context, speaker = open_page(browser, url)
     speaker.locator("#expressive input").uncheck()  # plain speech: a lighter step for a busy test machine
@@ -140,13 +152,16 @@ def test_room_three_languages_late_joiner_and_end(browser, server, monkeypatch):
         events = [e for s, r in received for e in session.push(s, r)] + session.finish()
         solo = "".join(e.text for e in events if isinstance(e, CommittedText))
         assert text == " ".join(solo.split()), lang
-        # The listener's player (the Live tab's queued one): pieces back to back, none cut off, none lost.
+        # The listener's player (the Live tab's queued one): pieces back to back, none cut off, none lost. What
+        # the server spoke can differ a little from the solo session's (a commit spoken in one piece or two), so
+        # the player is held to what this language's listeners were handed (the early ones all got the same).
         log = page.evaluate("async () => { await window.parley.player.chain; return window.parley.player.log; }")
-        assert log, lang
+        assert log and any(isinstance(e, SpeechChunk) for e in events), lang
         for before, after in itertools.pairwise(log):
             assert after["start"] >= before["start"] + before["duration"] - 1e-6, lang  # no overlap
-        spoken_s = sum(e.audio.shape[0] for e in events if isinstance(e, SpeechChunk)) / SAMPLE_RATE_HZ
-        assert abs(sum(piece["duration"] for piece in log) - spoken_s) < 0.01 * len(log), lang  # nothing lost
+        played = [round(piece["duration"], 3) for piece in log]
+        sent = max((pieces for (language, _), pieces in handed.items() if language == lang), key=sum)
+        assert abs(sum(played) - sum(sent)) < 0.01 * len(log), f"{lang}: played {played}, handed {sent}"
 
     listeners[1].locator("#listener-download").click()
     expect(listeners[1].locator("#listener-files")).to_contain_text(".srt", timeout=10_000)

@@ -173,7 +173,7 @@ def test_file_wav_carries_the_session_mark(app, utterances, drawn, expressive, t
        tgt=st.sampled_from(["spa", "fra", "deu"]))  # fmt: skip
 def test_spoken_text_carries_the_session_mark(app, words, tgt):
     request = Request(f"text-{len(words)}-{tgt}")
-    _, wav, _ = app.translate_text(" ".join(words), "eng", tgt, SPEECH_AND_TEXT, request)
+    *_, (_, wav, _) = app.translate_text(" ".join(words), "eng", tgt, SPEECH_AND_TEXT, request)
     pipeline = app.runtime.pipeline()
     assert_marked(read_wav(wav), app.marker(request).payload, pipeline.watermarker, "spoken text")
 

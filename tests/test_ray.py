@@ -173,10 +173,14 @@ def test_streams_and_uploads_through_the_pool_equal_the_local_backend(
     assert {r.replica for r in seen} <= set(metrics) and all(metrics[r.replica] > 0 for r in seen), metrics
 
 
-def test_a_text_request_through_the_pool_equals_the_local_one(pool_pipeline, pipeline):
-    [(got, _)] = pool_pipeline.translate_texts(["Good morning, everyone."], "t2tt", "fra", "eng")
-    [(want, _)] = one_thread(lambda: pipeline.translate_texts(["Good morning, everyone."], "t2tt", "fra", "eng"))
+@pytest.mark.parametrize("task", ["t2tt", "t2st"])
+def test_a_text_request_through_the_pool_equals_the_local_one(pool_pipeline, pipeline, task):
+    [(got, _)] = pool_pipeline.translate_texts(["Good morning, everyone."], task, "fra", "eng")
+    [(want, _)] = one_thread(lambda: pipeline.translate_texts(["Good morning, everyone."], task, "fra", "eng"))
     assert got.text and got.token_ids == want.token_ids
+    if task == "t2st":  # the speech made after the text (the page shows the text first), on a replica
+        assert got.waveform.size and got.waveform.shape == want.waveform.shape
+        np.testing.assert_allclose(got.waveform, want.waveform, atol=1e-4)
 
 
 def test_a_state_missing_on_a_replica_is_sent_again(pool_pipeline, utterances):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from engine.file_translation import translate_recording
-from engine.mitigation import translate_texts_checked
+from engine.mitigation import check_texts, speak_checked
 from engine.streaming import CommittedText, SpeechChunk, StreamingSession
 from engine.tasks import Task
 from engine.translator import TranslationResult
@@ -52,7 +52,7 @@ def baseline(translator):
 def mitigated(translator, baseline, tmp_path_factory):
     _, term = baseline
     judge = judge_with(translator, tmp_path_factory.mktemp("lists"), {"spa": [term]})
-    [(result, report)] = translate_texts_checked(translator, judge, [SOURCE], Task.T2ST, "spa", "eng")
+    [(result, report)] = speak_checked(check_texts(translator, judge, [SOURCE], Task.T2ST, "spa", "eng"))
     return result, report
 
 
@@ -79,7 +79,7 @@ def test_still_toxic_redecode_is_masked_and_silenced(translator, baseline, mitig
     terms = {term, *words(redecoded.text)}
     for attempt in range(5):
         judge = judge_with(translator, tmp_path / str(attempt), {"spa": sorted(terms)})
-        [(result, report)] = translate_texts_checked(translator, judge, [SOURCE], Task.T2ST, "spa", "eng")
+        [(result, report)] = speak_checked(check_texts(translator, judge, [SOURCE], Task.T2ST, "spa", "eng"))
         shown = set(words(result.text))  # masked words are asterisks, which are not words
         if not shown:
             break
@@ -96,7 +96,7 @@ def test_source_toxicity_is_reported_and_masked_only_when_filtering(translator, 
     # every source word is "toxic": the translation has no more toxic words than its source, so none was added
     lists = {"spa": [term], "eng": words(SOURCE)}
     judge = judge_with(translator, tmp_path, lists, filter_source_toxicity=filter_source)
-    [(result, report)] = translate_texts_checked(translator, judge, [SOURCE], Task.T2TT, "spa", "eng")
+    [(result, report)] = speak_checked(check_texts(translator, judge, [SOURCE], Task.T2TT, "spa", "eng"))
     assert not report.added_toxicity.added and report.added_toxicity.source.toxic and not report.mitigated
     assert report.masked is filter_source
     assert ("speaker's own words" in " ".join(report.flags)) is not filter_source

@@ -14,7 +14,7 @@ import pytest
 
 from engine.audio import load_audio
 from engine.file_translation import translate_recording
-from engine.mitigation import translate_texts_checked
+from engine.mitigation import check_texts, speak_checked
 from engine.scheduler import InferenceScheduler, SchedulerOptions
 from engine.scheduler_calls import Kind, Priority, SchedulerBusyError
 from engine.tasks import Task
@@ -42,7 +42,8 @@ def test_a_text_request_is_one_batch_at_live_priority_and_equals_the_translator(
     before = len(pipeline.scheduler.batch_sizes[Kind.CONTINUE])
     got = pipeline.translate_texts(list(SENTENCES), Task.T2ST, "spa", "eng")
     alone = [
-        translate_texts_checked(pipeline.translator, pipeline.judge, [s], Task.T2ST, "spa", "eng")[0] for s in SENTENCES
+        speak_checked(check_texts(pipeline.translator, pipeline.judge, [s], Task.T2ST, "spa", "eng"))[0]
+        for s in SENTENCES
     ]
     for (have, have_report), (want, want_report) in zip(got, alone, strict=True):
         assert have.text == want.text and have.token_ids == want.token_ids and have.units == want.units
@@ -74,9 +75,9 @@ def test_a_full_scheduler_answers_a_text_request_busy_in_one_plain_sentence(tran
     with InferenceScheduler(translator, SchedulerOptions(max_queued_calls=2)) as scheduler:
         requests = scheduler.requests("text", Priority.LIVE)
         with pytest.raises(SchedulerBusyError) as caught:
-            translate_texts_checked(requests, None, list(SENTENCES[:3]), Task.T2TT, "fra", "eng")
+            speak_checked(check_texts(requests, None, list(SENTENCES[:3]), Task.T2TT, "fra", "eng"))
         assert scheduler.batch_sizes[Kind.ENCODE] == []  # all or nothing: none of the three was queued
-        [(small, _)] = translate_texts_checked(requests, None, ["Hello."], Task.T2TT, "fra", "eng")
+        [(small, _)] = speak_checked(check_texts(requests, None, ["Hello."], Task.T2TT, "fra", "eng"))
         assert small.text == translator.translate(["Hello."], Task.T2TT, "fra", src_lang="eng")[0].text
 
     def handler():

@@ -99,8 +99,10 @@ def test_every_synthetic_sample_is_marked_before_it_leaves(translator, vad_model
     class Request:
         session_hash = "tab-1"
 
-    text, wav, safety = app.translate_text("Good morning.", "eng", "fra", SPEECH_AND_TEXT, Request())
-    assert safety.startswith("**Safety")
+    shown = list(app.translate_text("Good morning.", "eng", "fra", SPEECH_AND_TEXT, Request()))
+    (first_text, no_speech_yet, making), (text, wav, safety) = shown  # the text first, then its speech
+    assert first_text == text and no_speech_yet is None and "Making the speech" in making
+    assert safety.startswith("**Safety") and "Making" not in safety
     assert text
     raw = translator.translate(["Good morning."], Task.T2ST, "fra", src_lang="eng")[0].waveform
     expected = app.marker(Request())(raw)
@@ -172,7 +174,7 @@ def test_only_the_operator_can_switch_the_shared_model_and_text_is_bounded(tiny_
         session_hash = "tab-long"
 
     with pytest.raises(gr.Error, match="at most 100"):
-        app.translate_text("word " * 30, "eng", "fra", TEXT_ONLY, Request())
+        next(app.translate_text("word " * 30, "eng", "fra", TEXT_ONLY, Request()))
     local = ParleyApp(ModelRuntime(tiny_settings), tmp_path)
     assert "use_tiny" in {d.get("api_name") for d in local.build().config["dependencies"]}  # 127.0.0.1: allowed
 
@@ -253,7 +255,7 @@ def test_unknown_language_codes_get_one_plain_sentence(tiny_settings, tmp_path):
     for src, tgt, words in (("eng", "xyz", "Unknown language 'xyz'"), ("qqq", "spa", "Unknown language 'qqq'"),
                             ("eng", "ell", "speech output")):  # fmt: skip
         with pytest.raises(gr.Error) as caught:
-            translate_text("Good morning.", src, tgt, SPEECH_AND_TEXT, Request())
+            next(translate_text("Good morning.", src, tgt, SPEECH_AND_TEXT, Request()))
         message = str(caught.value.message)
         assert words in message and "list of choices" not in message and "Traceback" not in message
 

@@ -25,11 +25,13 @@ import pandas as pd
 from compose.settings import Settings
 from engine.audio import SAMPLE_RATE_HZ, SILENCE_PEAK, decode, load_audio, prepare, write_wav
 from engine.file_translation import write_outputs
+from engine.hooks import Report
 from engine.languages import Capability, all_languages, languages_with
 from engine.presets import PRESETS
 from engine.stream_input import LiveInputLimits, read_chunk
 from engine.streaming import StreamingSession
 from engine.tasks import Task
+from engine.translator import TranslationResult
 from safety.marking import SpeechMarker
 from safety.watermark.interface import WindowScore, describe_payload
 from ui.conversation import ConversationPage
@@ -74,6 +76,16 @@ def _safety_markdown(lines: list[str], title: str, checked: bool = True) -> str:
     if not checked:
         return "**Safety:** checks are off on this server."
     return "**Safety:** nothing flagged." if not lines else f"**{title}**\n" + "\n".join(lines)
+
+
+def _text_safety(results: list[tuple[TranslationResult, Report | None]]) -> str:
+    """The Text tab's safety notes: each flag, and the other-gender alternative when there is one."""
+    notes = []
+    for _, safety in results:
+        notes += [] if safety is None else [f"- {flag}" for flag in safety.flags]
+        if safety is not None and safety.gender is not None and safety.gender.alternative:
+            notes.append(f"- Other gender: {safety.gender.alternative}")
+    return _safety_markdown(notes, "Safety", checked=all(safety is not None for _, safety in results))
 
 
 def _language_choices(capability: Capability) -> list[tuple[str, str]]:
@@ -363,7 +375,9 @@ class ParleyApp:
     # ---- text -----------------------------------------------------------------------------------------------
 
     def translate_text(self, text, src, tgt, task_label, request: gr.Request, progress=gr.Progress()):  # noqa: B008
-        """Long text is cut into sentences and translated a batch at a time, with progress, up to the stated limit."""
+        """Long text is cut into sentences and translated a batch at a time, with progress, up to the stated limit.
+        The translation and its safety notes are shown as soon as they are decided; the speech follows (it is made
+        one call at a time, and on a busy server takes longer than the text)."""
         if not text or not text.strip():
             raise gr.Error("Type some text to translate.")
         if not src:
@@ -374,24 +388,22 @@ class ParleyApp:
         task = Task.T2ST if task_label == SPEECH_AND_TEXT else Task.T2TT
         pipeline = self.runtime.pipeline()
         sentences = split_sentences(text)
-        results = []
+        checked = []
         for batch in batches(sentences):
-            progress(len(results) / len(sentences), desc=f"Translated {len(results)} of {len(sentences)} sentences")
-            results += pipeline.translate_texts([s.text for s in batch], task, tgt, src)
-        audio = None
-        speech = [result.waveform for result, _ in results if result.waveform is not None]
-        if speech:
-            folder = self._output_folder("text-")
-            marked = self.marker(request)(np.concatenate(speech))
-            audio = str(write_wav(folder / f"translation.{results[0][0].tgt_lang}.wav", marked))
-        notes = []
-        for _, safety in results:
-            notes += [] if safety is None else [f"- {flag}" for flag in safety.flags]
-            if safety is not None and safety.gender is not None and safety.gender.alternative:
-                notes.append(f"- Other gender: {safety.gender.alternative}")
-        checked = all(safety is not None for _, safety in results)
+            done = sum(len(c.results) for c in checked)
+            progress(done / len(sentences), desc=f"Translated {done} of {len(sentences)} sentences")
+            checked.append(pipeline.check_texts([s.text for s in batch], task, tgt, src))
+        results = [pair for c in checked for pair in c.results]
         translation = join_paragraphs(sentences, [result.text for result, _ in results])
-        return translation, audio, _safety_markdown(notes, "Safety", checked=checked)
+        safety = _text_safety(results)
+        if not task.speech_output:
+            yield translation, None, safety
+            return
+        yield translation, None, safety + "\n\n*Making the speech…*"
+        speech = [result.waveform for c in checked for result, _ in pipeline.speak_texts(c)]
+        folder = self._output_folder("text-")
+        marked = self.marker(request)(np.concatenate(speech))
+        yield translation, str(write_wav(folder / f"translation.{results[0][0].tgt_lang}.wav", marked)), safety
 
     # ---- watermark check ------------------------------------------------------------------------------------
 

@@ -9,10 +9,12 @@ traceback. Bad input gets one ``INFO`` line in the server log; only a real fault
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import gradio as gr
 from gradio.exceptions import ComponentProcessingError, InvalidPathError
@@ -40,12 +42,13 @@ def refuse(message: str, where: str, reason: object) -> gr.Error:
 
 
 def plain_errors(fn: Callable) -> Callable:
-    """Turn anything a handler raises into a message for the person who triggered it."""
+    """Turn anything a handler raises into a message for the person who triggered it; a generator handler (one
+    that shows a first answer early) keeps being one."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    @contextlib.contextmanager
+    def in_words() -> Iterator[None]:
         try:
-            return fn(*args, **kwargs)
+            yield
         except (AudioError, UnknownLanguageError, ModelNotReady, SchedulerBusyError) as e:
             raise refuse(str(e), fn.__name__, e) from e
         except gr.Error as e:  # the handler's own refusal, already in words
@@ -53,6 +56,20 @@ def plain_errors(fn: Callable) -> Callable:
         except Exception as e:
             log.exception("Handler %s failed", fn.__name__)
             raise gr.Error(FAULT, print_exception=False) from e
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            with in_words():
+                yield from fn(*args, **kwargs)
+
+        return generator
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with in_words():
+            return fn(*args, **kwargs)
 
     return wrapper
 
