@@ -66,9 +66,13 @@ class ResemblyzerEncoder:
     name = "resemblyzer-0.1"
 
     def __init__(self) -> None:
-        from resemblyzer import VoiceEncoder
+        from resemblyzer import VoiceEncoder, preprocess_wav
 
         self._encoder = VoiceEncoder("cpu", verbose=False)
+        # Its first call imports librosa and numba (about a second alone, several on a busy server, holding the
+        # GIL): here at start-up, not in the first live session's voice choice, which would stall every stream.
+        hiss = np.random.default_rng(0).standard_normal(SAMPLE_RATE_HZ).astype(np.float32) * 0.01
+        preprocess_wav(hiss, source_sr=SAMPLE_RATE_HZ)
 
     def embed(self, audio: np.ndarray) -> np.ndarray | None:
         from resemblyzer import preprocess_wav
