@@ -72,7 +72,8 @@ class ResemblyzerEncoder:
         # Its first call imports librosa and numba (about a second alone, several on a busy server, holding the
         # GIL): here at start-up, not in the first live session's voice choice, which would stall every stream.
         hiss = np.random.default_rng(0).standard_normal(SAMPLE_RATE_HZ).astype(np.float32) * 0.01
-        preprocess_wav(hiss, source_sr=SAMPLE_RATE_HZ)
+        preprocess_wav(hiss, source_sr=SAMPLE_RATE_HZ)  # resampling and trimming (the hiss is trimmed away) ...
+        self._encoder.embed_utterance(hiss)  # ... the mel spectrogram and the network
 
     def embed(self, audio: np.ndarray) -> np.ndarray | None:
         from resemblyzer import preprocess_wav

@@ -1,6 +1,8 @@
 """Voice choice by timbre: Resemblyzer embeddings on espeak-ng voices, and the matcher's embedding path."""
 
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -17,7 +19,7 @@ from engine.voices import (
     cosine_similarity,
     nearest_by_embedding,
 )
-from tests.conftest import espeak
+from tests.conftest import REPO, espeak
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,25 @@ def test_same_voice_is_more_similar_than_another(encoder, speech_dir):
     assert np.linalg.norm(one) == pytest.approx(1.0, abs=1e-4)
     assert cosine_similarity(one, same) > cosine_similarity(one, other) + 0.05
     assert encoder.embed(np.zeros(16000, np.float32)) is None  # no speech, no embedding
+
+
+def test_a_loaded_encoder_imports_nothing_more_when_it_first_embeds(speech_dir):
+    """Resemblyzer imports librosa and numba on first use, for seconds with the GIL held: that belongs to start-up,
+    not to the first live session's voice choice. A fresh interpreter, since this one has imported them already."""
+    wav = espeak("Welcome to the weekly meeting of the team", speech_dir / "first-embed.wav")
+    script = (
+        "import sys\n"
+        "from engine.audio import load_audio\n"
+        "from engine.voices import ResemblyzerEncoder\n"
+        f"speech = load_audio({str(wav)!r})\n"
+        "encoder = ResemblyzerEncoder()\n"
+        "before = set(sys.modules)\n"
+        "assert encoder.embed(speech) is not None\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", f"imported on the first embed: {done.stdout.strip()[:500]}"
 
 
 def test_nearest_by_embedding_picks_the_most_similar():
