@@ -79,10 +79,15 @@ def checked_decode(
     checked = redone if redone is not None else result
     verdict = offer_alternative(translator, judge, verdict, encoded, checked, src_lang)
     if verdict.mask_spans:
-        silent = None if checked.waveform is None else np.zeros_like(checked.waveform)
-        checked = dataclasses.replace(checked, text=mask(checked.text, verdict.mask_spans), waveform=silent, units=None)
+        checked = dataclasses.replace(silenced(checked), text=mask(checked.text, verdict.mask_spans))
     timings = result.timings_s | {"safety": time.perf_counter() - started}
     return dataclasses.replace(checked, timings_s=timings), verdict
+
+
+def silenced(result: TranslationResult) -> TranslationResult:
+    """``result`` with its speech replaced by silence of the same length (timelines keep their shape)."""
+    silence = None if result.waveform is None else np.zeros_like(result.waveform)
+    return dataclasses.replace(result, waveform=silence, units=None)
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,5 @@ def speak_checked(
     results = [dataclasses.replace(r, task=checked.task) for r, _ in checked.results]
     if checked.task.speech_output and checked.encoded is not None:
         results = checked.translator.speak_decoded(checked.encoded, results, speaker_id)
-        results = [
-            dataclasses.replace(r, waveform=np.zeros_like(r.waveform), units=None) if silent else r
-            for r, silent in zip(results, checked.silenced, strict=True)
-        ]
+        results = [silenced(r) if silent else r for r, silent in zip(results, checked.silenced, strict=True)]
     return [(r, report) for r, (_, report) in zip(results, checked.results, strict=True)]
