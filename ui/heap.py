@@ -9,9 +9,10 @@ NumPy's included, stayed flat (tracemalloc: +0.3 MB/min against RSS +3.7 MB/min)
 - a *sliding* mmap threshold: each freed large block (a tensor, an audio buffer) raises the size above which blocks
   are mapped on their own, up to 32 MB, so later tensors of a few MB land in the arenas and leave holes there.
 
-With two arenas and a fixed 128 KB threshold (glibc's starting value) the soak's floor was flat (-0.03 MB/min over
-5 minutes against +3.7 MB/min by default). ``malloc_trim`` (each housekeeping round) gives back what the arenas
-still hold free.
+With two arenas and a fixed 128 KB threshold (glibc's starting value), set through glibc's variables at launch,
+the soak's floor was flat (-0.03 MB/min over 5 minutes against +3.7 MB/min by default); set here, in process, a
+4-minute run still gave +1.5 MB/min (not yet explained). ``malloc_trim`` (each housekeeping round) gives back what
+the arenas still hold free.
 """
 
 from __future__ import annotations
