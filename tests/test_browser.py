@@ -295,14 +295,13 @@ def test_three_streams_and_a_text_request_at_once_with_default_settings(playwrig
     texter.locator("#text-in textarea").fill("Good morning, everyone.")
     for page in pages:
         page.locator("#mic").get_by_role("button", name="Record").click()
-    pages[0].wait_for_timeout(3000)
-    started = time.monotonic()
+    for page in pages:  # captions while everyone is still speaking (their speech loops until Stop)
+        expect(page.locator("#captions .committed")).not_to_be_empty(timeout=30_000)
+    started = time.monotonic()  # the text request comes while the model is busy with all three streams
     texter.locator("#text-go").click()
     expect(texter.locator("#text-out textarea")).not_to_have_value("", timeout=30_000)
     text_s = time.monotonic() - started
     expect_audio(texter, "text-audio")  # its speech follows
-    for page in pages:  # captions while everyone is still speaking
-        expect(page.locator("#captions .committed")).not_to_be_empty(timeout=30_000)
     assert len(app.registry) == 3
     live = [page.locator("#captions .committed").inner_text() for page in pages]
     pages[0].locator("#mic").get_by_role("button", name="Stop").click()  # the others keep streaming

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -52,6 +53,11 @@ NO_SOURCE = ""
 AUDIO_TYPES = ".wav .flac .mp3 .ogg .opus .m4a .webm"
 MODEL_GROUP = "model"
 LIVE_GROUP = "live"
+#: How long a Python thread keeps the interpreter lock while another waits for it (Python's default: 5 ms). Every
+#: torch op of the scheduler's worker gives the lock up and waits to take it back, behind the web loop and the
+#: sessions' threads: 300 small ops beside one busy Python thread took 876 ms at 5 ms, 369 ms at 1 ms and 5 ms
+#: alone (2 cores, one torch thread).
+GIL_SWITCH_INTERVAL_S = 0.001
 
 PAGE_DIR = Path(__file__).resolve().parent
 #: The Verify plot's line: built-in window scores are about N(0, 1) without a mark; above 3 is rare by chance.
@@ -247,8 +253,10 @@ class ParleyApp:
             owner=request.session_hash,
         )
         audio = live.push(samples, rate, time.monotonic())
-        piece = gr.skip() if audio is None else _as_output_audio(audio)
-        return live.captions_html(), live.transcript_text(), live.status_text(), piece, key, gr.skip()
+        # Plain values, never gr.skip(): Gradio rebuilds an output's component and its API schema for every
+        # update it is handed, a fifth of the web loop's time with three streams (py-spy). No piece is None (the
+        # page's player ignores it); no halt is "" (the halt's handler acts only on a note).
+        return live.captions_html(), live.transcript_text(), live.status_text(), _as_output_audio(audio), key, ""
 
     def live_start(self):
         """Recording starts: the previous recording's results go, and the settings a stream cannot change lock,
@@ -586,7 +594,7 @@ class ParleyApp:
         shared.tgt.input(**retarget)
         shared.task_switched.then(**retarget)
         feed.change(None, inputs=[feed], js="(piece) => window.parley.play(piece)")
-        halt.change(None, js="() => window.parley.stopRecording()")
+        halt.change(None, inputs=[halt], js="(note) => { if (note) window.parley.stopRecording(); return []; }")
         clear.click(
             self.live_clear, inputs=[key], outputs=[*texts, speaker, feed, live_files, key],
             js="() => window.parley.resetPlayer()", queue=False, **quiet,
@@ -669,6 +677,7 @@ def _theme() -> gr.themes.Base:
 
 def build_app(settings: Settings, work_dir: Path | None = None) -> tuple[ParleyApp, gr.Blocks]:
     """The whole app; starts loading the model in the background right away."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     runtime = ModelRuntime(settings)
     runtime.start()
     app = ParleyApp(runtime, work_dir or Path(tempfile.mkdtemp(prefix="parley-")))
