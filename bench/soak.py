@@ -9,7 +9,7 @@ interval. Every few seconds the server's RSS and its temp files are sampled.
     .venv/bin/python bench/soak.py --minutes 10         # prints RSS start/end, slope, temp files, errors
 
 What must hold (tests/test_soak.py checks it on a short run): the slope of RSS (anonymous memory) over the second
-half ≤ 1 MB/min, judged on its floor in each 10 s window (see FLOOR_WINDOW_S); no temp file older than the
+half ≤ 1 MB/min, judged on its floor in each 30 s window (see FLOOR_WINDOW_S); no temp file older than the
 retention rule allows (retention, plus one cleanup period of Gradio's cache, plus one housekeeping round); zero
 errors.
 """
@@ -42,8 +42,10 @@ INTERVALS_S = {"live": 6.0, "file": 8.0, "text": 3.0}
 SAMPLE_EVERY_S = 1.0
 #: RSS is judged by its floor in windows of this length: the lowest sample, between two requests' transient buffers
 #: and after housekeeping's heap trim (every 5 s). A leak raises the floor; a request in flight only a peak. One
-#: sample per minute's worth of noise made a short run's slope swing by several MB/min either way.
-FLOOR_WINDOW_S = 10.0
+#: sample per minute's worth of noise made a short run's slope swing by several MB/min either way; 10 s windows,
+#: shorter than two file requests (8 s apart) plus a live stream, often held no quiet moment: two flat 5-minute
+#: runs gave +0.0 and +1.0 MB/min on 10 s floors, +0.6 and +0.3 on 30 s floors.
+FLOOR_WINDOW_S = 30.0
 #: Sessions the server keeps: every request here is a new visitor (~0.1 MB of session state each), so the bound is
 #: reached within the warm-up and the first minute; then memory must be flat.
 MAX_SESSIONS = 40
@@ -105,7 +107,7 @@ class SoakReport:
             f"peak {max(s.rss_mb for s in self.samples):.0f} MB; whole RSS {first.vm_rss_mb:.0f} → "
             f"{last.vm_rss_mb:.0f} MB",
             "RSS each minute: " + " ".join(f"{s.rss_mb:.0f}" for s in self.samples[:: int(60 / SAMPLE_EVERY_S)]),
-            "RSS floor each 10 s window: " + " ".join(f"{rss:.0f}" for _, rss in self.floors()),
+            f"RSS floor each {FLOOR_WINDOW_S:.0f} s window: " + " ".join(f"{rss:.0f}" for _, rss in self.floors()),
             f"RSS floor slope over the second half: {self.slope_mb_per_min:+.2f} MB/min (every sample, least "
             f"squares: {self.sample_slope_mb_per_min:+.2f} MB/min)",
             f"temp files: end {files[-1]}, most {max(files)}; older than the retention rule: {self.stale_files}"

@@ -274,6 +274,13 @@ def add_arguments(parser: argparse.ArgumentParser, sections: Iterable[str] = WEB
                                    choices=f.metadata.get("choices"), help=help_text)  # fmt: skip
 
 
+def host_variables(names: Iterable[str], environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Which of ``names`` the host set in the environment (variables that another library reads itself, such as
+    glibc's heap variables: :mod:`ui.heap` leaves those alone)."""
+    environ = os.environ if environ is None else environ
+    return frozenset(name for name in names if name in environ)
+
+
 def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Defaults, then the environment, then the flags that were given. Raises ValueError in plain words."""
     environ = os.environ if environ is None else environ

@@ -9,10 +9,9 @@ NumPy's included, stayed flat (tracemalloc: +0.3 MB/min against RSS +3.7 MB/min)
 - a *sliding* mmap threshold: each freed large block (a tensor, an audio buffer) raises the size above which blocks
   are mapped on their own, up to 32 MB, so later tensors of a few MB land in the arenas and leave holes there.
 
-With two arenas and a fixed 128 KB threshold (glibc's starting value), set through glibc's variables at launch,
-the soak's floor was flat (-0.03 MB/min over 5 minutes against +3.7 MB/min by default); set here, in process, a
-4-minute run still gave +1.5 MB/min (not yet explained). ``malloc_trim`` (each housekeeping round) gives back what
-the arenas still hold free.
+With two arenas and a fixed 128 KB threshold (glibc's starting value) the soak's floor was flat over 5 minutes:
++0.02 MB/min set here, in process, and -0.03 MB/min set through glibc's variables at launch, against +3.7 MB/min
+by default. ``malloc_trim`` (each housekeeping round) gives back what the arenas still hold free.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import os
+from collections.abc import Collection
 
 #: mallopt's parameter numbers (glibc's malloc.h).
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
@@ -41,17 +40,23 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
-def bound_heap_growth() -> bool:
+#: glibc's own variable for each setting, and (mallopt parameter, value) set when the host did not set it.
+SETTINGS = {
+    "MALLOC_ARENA_MAX": (_M_ARENA_MAX, ARENAS),
+    "MALLOC_MMAP_THRESHOLD_": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+}
+
+
+def bound_heap_growth(host_set: Collection[str] = ()) -> bool:
     """Set :data:`ARENAS` and a fixed :data:`MMAP_THRESHOLD_BYTES` for this process (call it first, before threads
-    start); a value the host set through glibc's own variables (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``)
-    is kept. False where the C library is not glibc."""
+    start), except those whose glibc variable is in ``host_set`` (glibc read the host's value at start-up). False
+    where the C library is not glibc."""
     libc = _glibc()
     if libc is None:
         return False
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        libc.mallopt(_M_ARENA_MAX, ARENAS)
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    for variable, (parameter, value) in SETTINGS.items():
+        if variable not in host_set:
+            libc.mallopt(parameter, value)
     return True
 
 
