@@ -15,10 +15,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     from compose.settings import host_variables
-    from ui.heap import SETTINGS, bound_heap_growth
+    from ui.heap import MALLOPT_BY_VARIABLE, bound_heap_growth
 
     # Before any thread starts: a server's memory otherwise grows by fragmentation (ui/heap.py).
-    bound_heap_growth(host_variables(SETTINGS))
+    bound_heap_growth(host_variables(MALLOPT_BY_VARIABLE))
     argv = sys.argv[1:] if argv is None else argv
     if "--desktop" in argv:  # dispatched before Gradio is imported: the desktop mode needs no browser stack
         from ui.desktop import main as desktop_main

@@ -13,7 +13,7 @@ printed side by side in one row; past 16 streams the unbatched side runs only wh
 Capacity is the most streams that all stay within the lag bound; the issue's ratio target compares the two sides'
 capacities (a sum of streams kept over N = 1...16 cannot pass 31/15 = 2.1 once the unbatched side keeps 8).
 
-    flock /tmp/parley-cpu.lock .venv/bin/python bench/capacity.py    # tiny model, about 10 minutes on 2 cores
+    flock /tmp/parley-cpu.lock .venv/bin/python bench/capacity.py    # tiny model, 4 to 10 minutes on 2 cores
     flock /tmp/parley-fullsize.lock .venv/bin/python bench/capacity.py --size full   # ~12 GB, a few minutes
 
 The issue's targets are printed under the table (tiny model: 8 streams + 4 uploads). With ``--size full`` (the

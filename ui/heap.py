@@ -41,7 +41,7 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 #: glibc's own variable for each setting, and (mallopt parameter, value) set when the host did not set it.
-SETTINGS = {
+MALLOPT_BY_VARIABLE = {
     "MALLOC_ARENA_MAX": (_M_ARENA_MAX, ARENAS),
     "MALLOC_MMAP_THRESHOLD_": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
 }
@@ -54,7 +54,7 @@ def bound_heap_growth(host_set: Collection[str] = ()) -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    for variable, (parameter, value) in SETTINGS.items():
+    for variable, (parameter, value) in MALLOPT_BY_VARIABLE.items():
         if variable not in host_set:
             libc.mallopt(parameter, value)
     return True
