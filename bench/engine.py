@@ -10,6 +10,8 @@ work in 24 GB), then an int8 copy is built.
 
     .venv/bin/python bench/engine.py              # full size, about 12 GB of RAM, a few minutes on 2 cores
     .venv/bin/python bench/engine.py --size tiny  # smoke run on the tiny model
+
+``--no-bf16`` leaves bf16 out where the CPU has no native bf16 (avx2-only: emulated, its encoder 8x fp32's).
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def main() -> None:
     parser.add_argument("--audio-s", type=float, default=10.0, help="length of the input speech")
     parser.add_argument("--tokens", type=int, default=40, help="forced number of generated text tokens")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-bf16", action="store_true", help="skip bf16 (emulated, and slower than fp32, without avx512_bf16 or AMX)"
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -104,7 +109,7 @@ def main() -> None:
     translator = Translator(loaded, options)
 
     encoder_once(translator, audio, args.tokens)  # warm-up (allocator, kernels)
-    gen_times, ours_times, fp32_stages, int8_stages = [], [], {}, {}
+    gen_times, ours_times, fp32_stages = [], [], {}
     for _ in range(args.repeats):
         t, (gen_seq, gen_wav) = timed(via_generate, loaded, audio, args.tokens)
         gen_times.append(t)
@@ -113,46 +118,50 @@ def main() -> None:
     same = torch.equal(gen_seq, our_seq) and np.array_equal(gen_wav, our_wav)
     out_s = our_wav.shape[0] / SAMPLE_RATE_HZ
 
-    loaded.model.to(torch.bfloat16)
-    bf16_loaded = dataclasses.replace(loaded, dtype=torch.bfloat16, precision=PrecisionChoice("bf16", "bench"))
-    bf16_translator = Translator(bf16_loaded, options)
-    encoder_once(bf16_translator, audio, args.tokens)
-    bf16_stages: dict = {}
-    bf16_times = [timed(encoder_once, bf16_translator, audio, args.tokens, bf16_stages)[0] for _ in range(args.repeats)]
+    times, stages = {"fp32": ours_times}, {"fp32": fp32_stages}
 
-    del loaded, translator, bf16_loaded, bf16_translator  # the model and its int8 copy do not both fit in 24 GB
+    def measure(precision: str, translator: Translator) -> None:
+        encoder_once(translator, audio, args.tokens)  # warm-up
+        stages[precision] = {}
+        times[precision] = [
+            timed(encoder_once, translator, audio, args.tokens, stages[precision])[0] for _ in range(args.repeats)
+        ]
+
+    if not args.no_bf16:
+        loaded.model.to(torch.bfloat16)
+        bf16_loaded = dataclasses.replace(loaded, dtype=torch.bfloat16, precision=PrecisionChoice("bf16", "bench"))
+        measure("bf16", Translator(bf16_loaded, options))
+        del bf16_loaded
+
+    del loaded, translator  # the model and its int8 copy do not both fit in 24 GB
     release_memory()
     if args.size == "full":
         q_loaded = full_size_random(tiny, quantize=True)
     else:
         q_loaded = load_model(dataclasses.replace(options, quantize_int8=True))
-    q_translator = Translator(q_loaded, options)
-    encoder_once(q_translator, audio, args.tokens)
-    int8_times = [timed(encoder_once, q_translator, audio, args.tokens, int8_stages)[0] for _ in range(args.repeats)]
+    measure("int8", Translator(q_loaded, options))
 
-    gen_t, ours_t, bf16_t, int8_t = (statistics.median(x) for x in (gen_times, ours_times, bf16_times, int8_times))
+    gen_t = statistics.median(gen_times)
+    median = {precision: statistics.median(t) for precision, t in times.items()}
     print(f"output: {our_seq.shape[1]} text tokens, {out_s:.1f} s of speech; identical to generate: {same}")
     print()
     print(f"{'path':<38}{'median s':>10}{'RTF':>8}")
-    for name, t in (
-        ("s2st via transformers generate (fp32)", gen_t),
-        ("s2st encoder-once, Parley (fp32)", ours_t),
-        ("s2st encoder-once, Parley (bf16)", bf16_t),
-        ("s2st encoder-once, Parley (int8)", int8_t),
-    ):
+    rows = [("s2st via transformers generate (fp32)", gen_t)]
+    rows += [(f"s2st encoder-once, Parley ({precision})", t) for precision, t in median.items()]
+    for name, t in rows:
         print(f"{name:<38}{t:>10.2f}{t / args.audio_s:>8.3f}")
     print()
-    print(f"{'encoder-once stage (median s)':<38}{'fp32':>10}{'bf16':>8}{'int8':>8}")
+    print(f"{'encoder-once stage (median s)':<38}" + "".join(f"{precision:>8}" for precision in median))
     for name in fp32_stages:
-        row = [statistics.median(stages[name]) for stages in (fp32_stages, bf16_stages, int8_stages)]
-        print(f"{name:<38}{row[0]:>10.2f}{row[1]:>8.2f}{row[2]:>8.2f}")
+        print(f"{name:<38}" + "".join(f"{statistics.median(stages[p][name]):>8.2f}" for p in median))
     print()
-    best, best_t = min((("bf16", bf16_t), ("int8", int8_t)), key=lambda x: x[1])
+    best = min((p for p in median if p != "fp32"), key=median.__getitem__)
     auto = choose_precision("auto", torch.device("cpu"))
-    print(f"ratio generate / encoder-once (fp32): {gen_t / ours_t:.2f}x")
-    print(f"ratio fp32 / bf16 (encoder-once):     {ours_t / bf16_t:.2f}x")
-    print(f"ratio fp32 / int8 (encoder-once):     {ours_t / int8_t:.2f}x")
-    print(f"best CPU precision here: {best}, {ours_t / best_t:.2f}x fp32 (target >= 3x); auto picks {auto.status}")
+    print(f"ratio generate / encoder-once (fp32): {gen_t / median['fp32']:.2f}x")
+    for precision in (p for p in median if p != "fp32"):
+        print(f"ratio fp32 / {precision} (encoder-once):     {median['fp32'] / median[precision]:.2f}x")
+    speedup = median["fp32"] / median[best]
+    print(f"best CPU precision here: {best}, {speedup:.2f}x fp32 (target >= 3x); auto picks {auto.status}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
 """Which number format the model runs in: ``auto`` picks the fastest one the device does well, stage by stage.
 
-Measured on this project's CPU (Xeon with avx512_vnni and avx512_bf16, no AMX; full-size architecture, one thread,
-one run: ``bench/capacity.py --size full``), per stage (fp32 / bf16 / int8): speech encoder on 10 s 18.7 / 9.3 /
-7.0 s, a lone decoder step 367 / 285 / 123 ms, a decoder step for 8 rows 1650 / 743 / 300 ms; the whole 10 s
-speech→speech encoder-once 345 / 121 / 82 s (``bench/engine.py``). int8 (dynamic quantisation of the linear layers,
-whose int8 dot products run on VNNI) is fastest for every stage there, so on a CPU with int8 dot-product
-instructions and no AMX ``auto`` is int8 for the whole model (the text-to-unit model and vocoder cost about the
-same in every precision). With AMX (``amx_bf16``: bf16 tile arithmetic, not measured here) it is bf16; with only
-avx512_bf16 it is bf16 (2x fp32 above); elsewhere on a CPU fp32. On CUDA it is bf16, or fp16 where bf16 is
-unsupported. The tiny test model stays fp32 under ``auto``, so tests give the same results on every machine.
+Measured on two of this project's CPUs (full-size architecture, one thread, one run each: ``bench/capacity.py
+--size full``), per stage:
+
+- Xeon with avx512_vnni and avx512_bf16, no AMX (fp32 / bf16 / int8): speech encoder on 10 s 18.7 / 9.3 / 7.0 s, a
+  lone decoder step 367 / 285 / 123 ms, a decoder step for 8 rows 1650 / 743 / 300 ms; the whole 10 s speech→speech
+  encoder-once 345 / 121 / 82 s (``bench/engine.py``).
+- AMD EPYC with avx2 only, no avx512 (fp32 / int8): speech encoder 15.4 / 9.4 s, a lone step 435 / 123 ms, 8 rows
+  1486 / 182 ms. Without native bf16, bf16 is emulated and slower than fp32.
+
+int8 (dynamic quantisation of the linear layers; its kernels need avx2 at least and use VNNI's int8 dot products
+where the CPU has them) is fastest for every stage on both, so ``auto`` is int8 for the whole model on a CPU with
+VNNI or avx2 and no AMX (the text-to-unit model and vocoder cost about the same in every precision). With AMX
+(``amx_bf16``: bf16 tile arithmetic, not measured here) it is bf16; with avx512_bf16 but no VNNI it is bf16;
+elsewhere on a CPU fp32. On CUDA it is bf16, or fp16 where bf16 is unsupported. The tiny test model stays fp32 under
+``auto``, so tests give the same results on every machine.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import torch
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 #: CPU flags that mean native bf16 matrix arithmetic.
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-#: CPU flags that mean int8 dot-product instructions (what quantised linear layers run on).
+#: CPU flags that mean int8 dot-product instructions (what quantised linear layers run fastest on).
 INT8_CPU_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
+#: The least the quantised linear kernels (fbgemm) need; on such a CPU int8 still beat fp32 3.5x on a lone step.
+INT8_BASELINE_FLAG = "avx2"
 CPUINFO = Path("/proc/cpuinfo")
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
@@ -111,4 +119,8 @@ def choose_precision(
     native = sorted(BF16_CPU_FLAGS & flags)
     if native:
         return PrecisionChoice("bf16", f"CPU has {', '.join(native)}: 2x faster encoder and batched decoding")
-    return PrecisionChoice("fp32", "CPU without native bf16 or int8 dot products")
+    if INT8_BASELINE_FLAG in flags:
+        return PrecisionChoice(
+            "int8", "CPU has avx2: int8 measured 1.6x fp32 on the encoder and 3.5x on lone decoding steps"
+        )
+    return PrecisionChoice("fp32", "CPU without avx2, native bf16 or int8 dot products")
