@@ -39,7 +39,7 @@ from ui.conversation import ConversationPage
 from ui.errors import PlainBlocks
 from ui.errors import plain_errors as _plain_errors
 from ui.heap import release_free_heap
-from ui.live import LiveRegistry, LiveTranslation
+from ui.live import LiveRegistry, LiveTranslation, as_player_audio
 from ui.rooms_page import RoomsPage
 from ui.runtime import ModelNotReady, ModelRuntime
 from ui.sentences import batches, join_paragraphs, split_sentences
@@ -123,12 +123,6 @@ def _target_name(code: str) -> str:
 
 def _speech_task(task_label: str) -> Task:
     return Task.S2ST if task_label == SPEECH_AND_TEXT else Task.S2TT
-
-
-def _as_output_audio(audio: np.ndarray | None) -> tuple[int, np.ndarray] | None:
-    if audio is None or audio.size == 0:
-        return None
-    return SAMPLE_RATE_HZ, (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
 
 
 def _downloads(files: list[str]):
@@ -256,7 +250,7 @@ class ParleyApp:
         # Plain values, never gr.skip(): Gradio rebuilds an output's component and its API schema for every
         # update it is handed, a fifth of the web loop's time with three streams (py-spy). No piece is None (the
         # page's player ignores it); no halt is "" (the halt's handler acts only on a note).
-        return live.captions_html(), live.transcript_text(), live.status_text(), _as_output_audio(audio), key, ""
+        return live.captions_html(), live.transcript_text(), live.status_text(), as_player_audio(audio), key, ""
 
     def live_start(self):
         """Recording starts: the previous recording's results go, and the settings a stream cannot change lock,
@@ -299,7 +293,7 @@ class ParleyApp:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), _downloads([])
         audio = live.finish()
         files = [str(p) for p in live.write_downloads(self._output_folder("live-"))]
-        piece = gr.skip() if audio is None else _as_output_audio(audio)
+        piece = gr.skip() if audio is None else as_player_audio(audio)
         texts = live.captions_html(), live.transcript_text(), live.status_text()
         return *texts, piece, _wav_of(files), _downloads(files)
 

@@ -23,7 +23,7 @@ from engine.conversation import Conversation, ModelScorer, Person, Turn
 from engine.languages import Capability, get_language, languages_with
 from engine.tasks import Task
 from safety.marking import MarkedTimeline
-from ui.rooms_page import as_player_audio
+from ui.live import as_player_audio
 from ui.runtime import ModelRuntime
 
 ME_A, ME_B, ME_BOTH = "Person A", "Person B", "Both (one device)"

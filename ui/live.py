@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.background_stream import BackgroundStream
+from engine.constants import SAMPLE_RATE_HZ
 from engine.stream_events import StreamEvent
 from engine.streaming import StreamingSession
 from engine.tasks import Task
@@ -133,6 +134,14 @@ def captions_html(transcript: Transcript) -> str:
     notices = transcript.notices
     notes = "".join(f'<div class="notice">{html.escape(n)}</div>' for n in [*flagged[-3:], *notices[-3:]])
     return f'<div class="captions">{body}</div>{notes}'
+
+
+def as_player_audio(audio: np.ndarray | None) -> tuple[int, np.ndarray] | None:
+    """16 kHz float speech → what a Gradio audio output plays (int16); None for nothing, which the page's player
+    (ui/page.js) ignores."""
+    if audio is None or audio.size == 0:
+        return None
+    return SAMPLE_RATE_HZ, (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
 
 
 def _unmarked(audio: np.ndarray, at_sample: int) -> np.ndarray:

@@ -92,6 +92,11 @@ class _Feed:
     speech: list[tuple[float, np.ndarray]] = field(default_factory=list)  # unmarked, at source times
 
 
+def listening_note(code: str, lang: str) -> str:
+    """What a listener's status line says while the room is live (on joining and on every poll)."""
+    return f"**Room {code}** · listening in {lang}."
+
+
 @dataclass(frozen=True)
 class ListenerView:
     captions_html: str
@@ -221,7 +226,7 @@ class Room:
             speech = listener.take_speech() if listener.speech else None
             captions = captions_html(feed.transcript)
             ended = self.ended
-        status = ended or f"Room {self.code} · live"
+        status = ended or listening_note(self.code, listener.lang)
         return ListenerView(captions, speech, status, ended is not None)
 
     def listener_downloads(self, key: str) -> list[Path]:

@@ -11,13 +11,11 @@ import time
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from engine.audio import AudioError
-from engine.constants import SAMPLE_RATE_HZ
 from engine.languages import Capability, languages_with
-from ui.live import LiveTranslation
-from ui.rooms import ENDED_BY_SPEAKER, Room, RoomError, RoomRegistry
+from ui.live import LiveTranslation, as_player_audio
+from ui.rooms import ENDED_BY_SPEAKER, Room, RoomError, RoomRegistry, listening_note
 from ui.runtime import ModelRuntime
 
 SPEECH_AND_TEXT = "Speech + text"
@@ -25,13 +23,6 @@ TEXT_ONLY = "Text only"
 #: How often a listener's page asks for new captions and speech, and the speaker's for the listener counts (s).
 LISTENER_POLL_S = 0.5
 SPEAKER_POLL_S = 1.0
-
-
-def as_player_audio(audio: np.ndarray | None):
-    """16 kHz float speech → what a Gradio audio output plays (int16); nothing for nothing."""
-    if audio is None or audio.size == 0:
-        return gr.skip()
-    return SAMPLE_RATE_HZ, (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
 
 
 class RoomsPage:
@@ -129,8 +120,8 @@ class RoomsPage:
                 room.leave(key)
             key = room.join(lang, output == SPEECH_AND_TEXT)
         except RoomError as e:
-            return str(e), None, gr.Timer(active=False), gr.skip()
-        return f"**Room {room.code}** · listening in {lang}.", key, gr.Timer(active=True)
+            return str(e), None, gr.Timer(active=False)
+        return listening_note(room.code, lang), key, gr.Timer(active=True)
 
     def listener_tick(self, code, key):
         if not code or not key:
@@ -139,8 +130,12 @@ class RoomsPage:
             view = self.registry.find(code).view(key)
         except RoomError as e:
             return gr.skip(), gr.skip(), str(e), gr.Timer(active=False)
-        status = f"**{view.status}**" if view.ended else gr.skip()
-        return view.captions_html, as_player_audio(view.speech), status, gr.Timer(active=not view.ended)
+        if view.ended:
+            return view.captions_html, as_player_audio(view.speech), f"**{view.status}**", gr.Timer(active=False)
+        # Plain values while the room is live, never gr.skip() or a new gr.Timer: Gradio rebuilds an output's
+        # component and its API schema for every update it is handed, and every listener polls twice a second.
+        # A piece of speech that is None is ignored by the page's player; the timer's value is its interval.
+        return view.captions_html, as_player_audio(view.speech), view.status, LISTENER_POLL_S
 
     def listener_downloads(self, code, key):
         try:
