@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -39,6 +38,7 @@ from ui.conversation import ConversationPage
 from ui.errors import PlainBlocks
 from ui.errors import plain_errors as _plain_errors
 from ui.heap import release_free_heap
+from ui.interpreter_lock import hand_over_often
 from ui.live import LiveRegistry, LiveTranslation, as_player_audio
 from ui.rooms_page import RoomsPage
 from ui.runtime import ModelNotReady, ModelRuntime
@@ -53,11 +53,6 @@ NO_SOURCE = ""
 AUDIO_TYPES = ".wav .flac .mp3 .ogg .opus .m4a .webm"
 MODEL_GROUP = "model"
 LIVE_GROUP = "live"
-#: How long a Python thread keeps the interpreter lock while another waits for it (Python's default: 5 ms). Every
-#: torch op of the scheduler's worker gives the lock up and waits to take it back, behind the web loop and the
-#: sessions' threads: 300 small ops beside one busy Python thread took 876 ms at 5 ms, 369 ms at 1 ms and 5 ms
-#: alone (2 cores, one torch thread).
-GIL_SWITCH_INTERVAL_S = 0.001
 
 PAGE_DIR = Path(__file__).resolve().parent
 #: The Verify plot's line: built-in window scores are about N(0, 1) without a mark; above 3 is rare by chance.
@@ -671,7 +666,7 @@ def _theme() -> gr.themes.Base:
 
 def build_app(settings: Settings, work_dir: Path | None = None) -> tuple[ParleyApp, gr.Blocks]:
     """The whole app; starts loading the model in the background right away."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    hand_over_often()
     runtime = ModelRuntime(settings)
     runtime.start()
     app = ParleyApp(runtime, work_dir or Path(tempfile.mkdtemp(prefix="parley-")))

@@ -56,6 +56,7 @@ from ui.audio_devices import (
     describe_devices,
     find_device,
 )
+from ui.interpreter_lock import hand_over_often
 from ui.terminal import Readout, TerminalView
 
 if TYPE_CHECKING:
@@ -270,6 +271,7 @@ def run(options: DesktopOptions, settings: Settings, view: TerminalView) -> int:
     Raises :class:`DeviceError` (after saving what was translated, when a device stops mid-session) and
     :class:`SetupError`; anything else is a bug.
     """
+    hand_over_often()
     mic = find_device(options.input_device, "input")
     speakers = find_device(options.output_device, "output") if options.task.speech_output else None
     with StopRequest() as stop:
