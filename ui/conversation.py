@@ -124,7 +124,8 @@ class ConversationPage:
         for_me = [t for t in turns if t.index > played and _hears(me, 1 - t.speaker) and t.speech is not None]
         audio = gr.skip()
         if for_me:
-            audio = as_player_audio(self._marker(request)(for_me[-1].speech))
+            # An empty turn leaves the visible player as it is (None would clear it).
+            audio = as_player_audio(self._marker(request)(for_me[-1].speech)) or gr.skip()
         newest = turns[-1].index if turns else played
         return _turns_html(turns, labels), audio, max(played, newest)
 
